@@ -1,0 +1,15 @@
+"""edge-ae runtime: denoise frames and flag anomalies with self-describing ONNX autoencoders.
+
+Imports numpy, onnxruntime and OpenCV only; never torch.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("edge-ae")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+local"
+
+__all__ = ["__version__"]

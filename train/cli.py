@@ -1,0 +1,51 @@
+"""`edge-ae train`: loaded lazily by the runtime CLI, so a runtime-only install never imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from train.checkpoint import CheckpointError
+from train.config import PRESETS, ConfigError, build_config
+from train.data import DataError
+from train.registry import UnknownFamilyError, list_families
+
+
+@click.command("train")
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.pt", show_default=True,
+              help="Checkpoint to write (written atomically, refreshed at every validation).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+              help="Starting configuration; the options below override it.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON file of config overrides.")
+@click.option("--family", help=f"Autoencoder family ({', '.join(list_families())}).")
+@click.option("--task", type=click.Choice(["denoise"]), help="What the model is for.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), help="Stop after this much wall time.")
+@click.option("--batch", type=click.IntRange(min=1), help="Patches per step.")
+@click.option("--patch", type=click.IntRange(min=8), help="Patch size in pixels.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate (cosine decay).")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="3 = colour (RGB), 1 = grey.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads.")
+def train_command(data: tuple[str, ...], output: str, preset: str, config_file: str | None, **overrides: object) -> None:
+    """Train an autoencoder on image folders, image files or videos and write a checkpoint.
+
+    Training is blind: every batch gets a random mix of Gaussian noise (sigma 0-50) and
+    camera noise (shot + read, sometimes JPEG-compressed). A fixed share of the images is held
+    out by name for validation and never trained on.
+    """
+    from train.loop import train_denoiser
+
+    if overrides.get("channels") is not None:
+        overrides["channels"] = int(overrides["channels"])  # type: ignore[arg-type]
+    out = Path(output)
+    if not out.parent.exists():
+        raise click.ClickException(f"{out}: folder {out.parent} does not exist")
+    try:
+        cfg = build_config(preset, config_file, **overrides)
+        train_denoiser(cfg, list(data), out, log=click.echo)
+    except (ConfigError, DataError, UnknownFamilyError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None

@@ -1,0 +1,96 @@
+"""Typed training configuration; files and the CLI only override fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train.noise import NoiseConfig
+
+
+class ConfigError(ValueError):
+    """Raised for unknown keys or values of the wrong type."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    family: str = "conv_denoiser"
+    task: str = "denoise"
+    model: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the family
+    channels: int = 3
+    patch: int = 64
+    batch: int = 16
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    weight_decay: float = 0.0
+    epochs: int = 10
+    steps_per_epoch: int = 500
+    max_minutes: float | None = None
+    val_share: float = 0.08
+    val_every_s: float = 60.0
+    seed: int = 0
+    threads: int | None = None
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The bundled default model (edge_runtime/models/default.onnx).
+    "default": {
+        "family": "conv_denoiser",
+        "model": {"widths": [32, 64, 128], "blocks": [0, 1, 2, 1, 0]},
+        "patch": 96,
+        "batch": 16,
+        "lr": 2e-3,
+        "epochs": 100,
+        "steps_per_epoch": 1000,
+    },
+    # A few seconds of training: for tests and trying the tool chain.
+    "tiny": {
+        "family": "conv_denoiser",
+        "model": {"widths": [16, 32, 64], "blocks": [0, 1, 1, 1, 0]},
+        "patch": 32,
+        "batch": 8,
+        "epochs": 1,
+        "steps_per_epoch": 20,
+        "val_every_s": 3600.0,
+    },
+}
+
+
+def _check(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        msg = f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        raise ConfigError(msg)
+    return values
+
+
+def build_config(preset: str = "default", file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Start from a preset, apply a JSON file, then explicit overrides (None means 'not given')."""
+    if preset not in PRESETS:
+        msg = f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}"
+        raise ConfigError(msg)
+    values: dict[str, Any] = dict(PRESETS[preset])
+    if file is not None:
+        try:
+            loaded = json.loads(Path(file).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            msg = f"{file}: cannot read a JSON training config ({e})"
+            raise ConfigError(msg) from None
+        if not isinstance(loaded, dict):
+            msg = f"{file}: a training config must be a JSON object"
+            raise ConfigError(msg)
+        values.update(_check(TrainConfig, loaded, str(file)))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    _check(TrainConfig, values, "training config")
+    noise = values.get("noise", {})
+    if isinstance(noise, dict):
+        values["noise"] = NoiseConfig(**_check(NoiseConfig, noise, "noise config"))
+    return TrainConfig(**values)
