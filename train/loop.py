@@ -84,7 +84,7 @@ def train_denoiser(
         "data": {"sources": [str(d) for d in data], "train_images": len(train_set),
                  "validation_images": sorted(s.name for s in val_set)},
         "commit": _commit(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
     def checkpoint(step: int, final: bool = False) -> None:

@@ -1,0 +1,171 @@
+"""The model card: one versioned JSON document in the ONNX file's metadata_props.
+
+Export writes it; the runtime reads and validates it and refuses a model without a valid
+card. This module is the card's only schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_runtime.errors import ModelCardError
+
+CARD_KEY = "edge_ae.card"
+SCHEMA_VERSION = 1
+
+TASKS = ("denoise", "anomaly", "both", "reconstruct")
+LAYOUTS = ("NCHW", "NF", "NTF")  # image batch; flattened fixed-size images; sequences of flattened frames
+COLOR_ORDERS = ("RGB", "BGR", "GREY")
+PRECISIONS = ("fp32", "fp16", "int8")
+GREY_MODES = ("replicate", "native", "none")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a frame becomes the model's input tensor."""
+
+    name: str = "input"
+    layout: str = "NCHW"
+    channels: int = 3
+    color_order: str = "RGB"
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 1.0)  # uint8 0..255 maps linearly onto this range
+    spatial_multiple: int = 1  # pad H and W up to a multiple of this, crop back after
+    height: int | None = None  # fixed input size (None = any)
+    width: int | None = None
+    grey_frames: str = "replicate"  # how a grey frame feeds a colour model
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """The anomaly score and its calibration on normal data."""
+
+    score: str = "mse"
+    threshold: float | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+    smoothing: int = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    task: str
+    family: str
+    input: InputSpec
+    outputs: dict[str, str]  # output name -> role: "image", "reconstruction", "latent", "mean", "logvar"
+    precision: str = "fp32"
+    noise: dict[str, Any] | None = None
+    anomaly: AnomalySpec | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model") -> ModelCard:
+        """Parse and validate; every problem raises ModelCardError naming ``source``."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            msg = f"{source}: model card is not valid JSON ({e.msg} at position {e.pos})"
+            raise ModelCardError(msg) from None
+        if not isinstance(raw, dict):
+            msg = f"{source}: model card must be a JSON object, got {type(raw).__name__}"
+            raise ModelCardError(msg)
+        version = raw.get("version")
+        if not isinstance(version, int):
+            msg = f"{source}: model card has no integer 'version'"
+            raise ModelCardError(msg)
+        if version > SCHEMA_VERSION:
+            msg = (f"{source}: model card version {version} is newer than this runtime supports "
+                   f"({SCHEMA_VERSION}); upgrade edge-ae")
+            raise ModelCardError(msg)
+        return _build(cls, raw, source, "card")
+
+    def validate(self, source: str = "model") -> None:
+        def bad(what: str) -> ModelCardError:
+            return ModelCardError(f"{source}: model card field {what}")
+
+        if self.task not in TASKS:
+            raise bad(f"'task' is {self.task!r}; expected one of {', '.join(TASKS)}")
+        if not self.family or not isinstance(self.family, str):
+            raise bad("'family' is empty")
+        i = self.input
+        if i.layout not in LAYOUTS:
+            raise bad(f"'input.layout' is {i.layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if i.channels not in (1, 3):
+            raise bad(f"'input.channels' is {i.channels!r}; expected 1 or 3")
+        if i.color_order not in COLOR_ORDERS:
+            raise bad(f"'input.color_order' is {i.color_order!r}; expected one of {', '.join(COLOR_ORDERS)}")
+        if (i.channels == 1) != (i.color_order == "GREY"):
+            raise bad(f"'input.color_order' {i.color_order!r} does not match {i.channels} channel(s)")
+        if i.dtype not in ("float32", "float16", "uint8"):
+            raise bad(f"'input.dtype' is {i.dtype!r}; expected float32, float16 or uint8")
+        if len(i.value_range) != 2 or not i.value_range[0] < i.value_range[1]:
+            raise bad(f"'input.value_range' is {list(i.value_range)!r}; expected [low, high] with low < high")
+        if not isinstance(i.spatial_multiple, int) or i.spatial_multiple < 1:
+            raise bad(f"'input.spatial_multiple' is {i.spatial_multiple!r}; expected an integer >= 1")
+        if i.layout in ("NF", "NTF") and (i.height is None or i.width is None):
+            raise bad(f"'input.height'/'input.width' must be set for layout {i.layout}")
+        if i.grey_frames not in GREY_MODES:
+            raise bad(f"'input.grey_frames' is {i.grey_frames!r}; expected one of {', '.join(GREY_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise bad(f"'precision' is {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if not self.outputs:
+            raise bad("'outputs' is empty")
+        if self.task in ("anomaly", "both") and self.anomaly is None:
+            raise bad(f"'anomaly' is missing for task {self.task!r}")
+
+
+def _build(cls: type, raw: dict[str, Any], source: str, where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        msg = f"{source}: model card has unknown field(s) {', '.join(where + '.' + u for u in unknown)}"
+        raise ModelCardError(msg)
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                msg = f"{source}: model card is missing the required field '{where}.{name}'"
+                raise ModelCardError(msg)
+            continue
+        value = raw[name]
+        if name == "input":
+            value = _build(InputSpec, _obj(value, source, "card.input"), source, "card.input")
+        elif name == "anomaly" and value is not None:
+            value = _build(AnomalySpec, _obj(value, source, "card.anomaly"), source, "card.anomaly")
+        elif name == "value_range":
+            value = tuple(value) if isinstance(value, list) else value
+        values[name] = value
+    try:
+        obj = cls(**values)
+    except TypeError as e:
+        msg = f"{source}: model card is malformed ({e})"
+        raise ModelCardError(msg) from None
+    if isinstance(obj, ModelCard):
+        obj.validate(source)
+    return obj
+
+
+def _obj(value: Any, source: str, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        msg = f"{source}: model card field '{where}' must be an object"
+        raise ModelCardError(msg)
+    return value
+
+
+def card_from_metadata(metadata: dict[str, str], source: str = "model") -> ModelCard:
+    """Read the card from an ONNX file's metadata_props (as onnxruntime returns them)."""
+    if CARD_KEY not in metadata:
+        msg = (f"{source}: no edge-ae model card (metadata key {CARD_KEY!r}) in this ONNX file; "
+               "export models with 'edge-ae export'")
+        raise ModelCardError(msg)
+    return ModelCard.from_json(metadata[CARD_KEY], source)

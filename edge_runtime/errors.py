@@ -1,0 +1,27 @@
+"""Exception types for users: each message names the bad value and what was expected."""
+
+from __future__ import annotations
+
+
+class EdgeAEError(Exception):
+    """Base class of every error edge-ae reports to a user."""
+
+
+class ModelCardError(EdgeAEError):
+    """An ONNX file has no model card, a malformed one, or one newer than this runtime."""
+
+
+class ModelLoadError(EdgeAEError):
+    """An ONNX file cannot be opened by onnxruntime."""
+
+
+class FrameError(EdgeAEError):
+    """A frame has a dtype or shape the runtime cannot take."""
+
+
+class SourceError(EdgeAEError):
+    """An input (file, folder, camera, stream) cannot be opened or read."""
+
+
+class OutputError(EdgeAEError):
+    """An output cannot be written, or would overwrite an input."""
