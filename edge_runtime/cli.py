@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import click
 
 from edge_runtime import __version__
+from edge_runtime.errors import EdgeAEError
 
 # name -> (module, attribute, short help); imported only when the command is run or asked for help.
 _LAZY = {
@@ -61,3 +70,171 @@ def cli() -> None:
 
 def main() -> None:
     cli(prog_name="edge-ae")
+
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn edge-ae errors into one 'Error: ...' line and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeAEError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--threads", type=click.IntRange(min=1), help="CPU threads for onnxruntime (default: all cores).")(fn)
+    fn = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                      help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
+    fn = click.option("-m", "--model", type=click.Path(dir_okay=False), help="ONNX model file (default: the bundled denoiser).")(fn)
+    return fn
+
+
+def sample_clip() -> Path:
+    """The short sample clip bundled with the package."""
+    return Path(str(resources.files("edge_runtime") / "samples" / "sample.mp4"))
+
+
+def _has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _default_output(path: Path) -> Path:
+    if path.is_dir():
+        return path.with_name(path.name + "_denoised")
+    return path.with_name(f"{path.stem}_denoised{path.suffix if path.suffix.lower() != '.mkv' else '.mp4'}")
+
+
+@cli.command()
+@click.argument("input", required=False)
+@click.option("-o", "--output", type=click.Path(), help="Video, image or folder to write (default: INPUT_denoised).")
+@click.option("--camera", type=int, help="Read camera N instead of INPUT.")
+@click.option("--sample", is_flag=True, help="Denoise the short noisy sample clip bundled with edge-ae.")
+@click.option("--show", is_flag=True, help="Show input and output side by side; q quits.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--tile", type=click.IntRange(min=64), default=2048, show_default=True,
+              help="Frames with a side larger than this are processed in overlapping tiles.")
+@_model_options
+@_user_errors
+def denoise(input: str | None, output: str | None, camera: int | None, sample: bool, show: bool,
+            max_frames: int | None, tile: int, model: str | None, device: str, threads: int | None) -> None:
+    """Denoise a video, an image, a folder of images, a stream URL or a camera.
+
+    \b
+    Examples:
+      edge-ae denoise in.mp4 -o out.mp4
+      edge-ae denoise photos/ -o clean/
+      edge-ae denoise --camera 0 --show
+      edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4
+    """
+    from edge_runtime.denoiser import Denoiser
+    from edge_runtime.pipeline import run_pipeline
+    from edge_runtime.sinks import WindowSink
+    from edge_runtime.sources import open_source
+
+    given = sum(x is not None and x is not False for x in (input, camera, sample or None))
+    if given != 1:
+        raise click.UsageError("give exactly one of INPUT, --camera N or --sample")
+    spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
+    if show and not _has_display():
+        raise click.ClickException("--show needs a screen, and this machine has none (DISPLAY is not set)")
+    if output is None and camera is None and not show and not str(spec).lower().startswith(("rtsp:", "http:", "https:")):
+        output = str(_default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
+    if output is None and not show:
+        raise click.UsageError("a live source needs -o OUTPUT or --show")
+
+    den = Denoiser(model, device=device, threads=threads, tile=tile)
+    source = open_source(spec)
+    click.echo(f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) on "
+               f"{den.model.provider}; input {source.description}", err=True)
+    bar = _progress(source)
+    try:
+        report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update)
+    finally:
+        source.close()
+        bar.done()
+    state = "interrupted after" if report.interrupted else "done:"
+    wrote = f"; wrote {', '.join(report.outputs)}" if report.outputs else ""
+    dropped = f", {report.dropped} stale frames skipped" if source.live else ""
+    click.echo(f"{state} {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps, "
+               f"model {report.model_ms:.1f} ms/frame{dropped}){wrote}", err=True)
+    if report.interrupted:
+        sys.exit(130)
+
+
+class _progress:
+    """A one-line progress display on stderr: a bar with ETA for files, a periodic line for live sources."""
+
+    def __init__(self, source: Any) -> None:
+        self.total = None if source.live else source.length
+        self.live = source.live
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.printed = False
+
+    def update(self, report: Any) -> None:
+        now = report.seconds
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        if self.total:
+            share = min(report.frames / self.total, 1.0)
+            eta = (self.total - report.frames) / report.fps if report.fps else 0.0
+            bar = "#" * int(share * 30)
+            line = f"[{bar:<30}] {report.frames}/{self.total} frames {report.fps:.1f} fps ETA {eta:.0f} s"
+        else:
+            line = f"{report.frames} frames {report.fps:.1f} fps model {report.model_ms:.1f} ms"
+            if self.live:
+                line += f" skipped {report.dropped}"
+        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
+        self.printed = True
+
+    def done(self) -> None:
+        if self.tty and self.printed:
+            click.echo("", err=True)
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
+@_user_errors
+def info(model: str | None, as_json: bool) -> None:
+    """Print a model's card (default: the bundled model)."""
+    from edge_runtime.model import Model
+
+    m = Model(model, device="cpu")
+    card = m.card.to_dict()
+    if as_json:
+        click.echo(json.dumps(card, indent=2, sort_keys=True))
+        return
+    i = card["input"]
+    lines = [
+        f"file        {m.path}",
+        f"card        version {card['version']}",
+        f"task        {card['task']}",
+        f"family      {card['family']}",
+        f"precision   {card['precision']}",
+        f"input       {i['layout']} {i['channels']} channel(s) {i['color_order']} {i['dtype']} "
+        f"range {i['value_range'][0]:g}..{i['value_range'][1]:g}, sizes padded to a multiple of {i['spatial_multiple']}",
+        f"outputs     {', '.join(f'{k} ({v})' for k, v in card['outputs'].items())}",
+    ]
+    if card.get("noise"):
+        lines.append(f"noise       {json.dumps(card['noise'], sort_keys=True)}")
+    if card.get("anomaly"):
+        lines.append(f"anomaly     {json.dumps(card['anomaly'], sort_keys=True)}")
+    for k, v in sorted(card.get("metrics", {}).items()):
+        lines.append(f"metric      {k} = {v}")
+    prov = card.get("provenance", {})
+    for k in ("trained", "exported", "commit", "edge_ae_version"):
+        if prov.get(k):
+            lines.append(f"provenance  {k} = {prov[k]}")
+    click.echo("\n".join(lines))

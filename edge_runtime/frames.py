@@ -1,0 +1,76 @@
+"""The one place where frames (uint8 BGR or grey, H x W [x 3]) become model tensors and back."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_runtime.card import InputSpec
+from edge_runtime.errors import FrameError
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """Accept uint8 H x W, H x W x 1 or H x W x 3 (BGR); return H x W or H x W x 3."""
+    if not isinstance(frame, np.ndarray):
+        msg = f"frame must be a numpy array, got {type(frame).__name__}"
+        raise FrameError(msg)
+    if frame.dtype != np.uint8:
+        msg = f"frame dtype is {frame.dtype}; expected uint8 (as OpenCV reads images)"
+        raise FrameError(msg)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+        msg = f"frame shape is {frame.shape}; expected H x W (grey) or H x W x 3 (BGR)"
+        raise FrameError(msg)
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        msg = f"frame shape is {frame.shape}; it has no pixels"
+        raise FrameError(msg)
+    return frame
+
+
+def pad_to_multiple(img: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad bottom/right by mirroring (edge copy for 1-pixel sides) so both sides divide ``multiple``."""
+    h, w = img.shape[:2]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return img, (h, w)
+    border = cv2.BORDER_REFLECT_101 if min(h, w) > 1 and ph < h and pw < w else cv2.BORDER_REPLICATE
+    out = cv2.copyMakeBorder(img, 0, ph, 0, pw, border)
+    return out, (h, w)
+
+
+def to_planes(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A checked frame -> (N, C, H, W) float in the model's range; N = 3 when a grey model takes a colour frame."""
+    lo, hi = spec.value_range
+    if frame.ndim == 2:
+        planes = frame[None, None]  # (1, 1, H, W)
+        if spec.channels == 3:
+            planes = np.repeat(planes, 3, axis=1)
+    elif spec.channels == 1:
+        planes = frame.transpose(2, 0, 1)[:, None]  # each colour plane through the grey model
+    else:
+        rgb = frame[:, :, ::-1] if spec.color_order == "RGB" else frame
+        planes = rgb.transpose(2, 0, 1)[None]
+    x = planes.astype(np.float32)
+    x *= (hi - lo) / 255.0
+    if lo:
+        x += lo
+    return np.ascontiguousarray(x, dtype=np.float16 if spec.dtype == "float16" else np.float32)
+
+
+def from_planes(y: np.ndarray, frame: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Model output (N, C, H, W) -> a uint8 frame shaped like ``frame`` (grey stays grey)."""
+    lo, hi = spec.value_range
+    y = y.astype(np.float32, copy=False)
+    if lo:
+        y = y - lo
+    y = y * (255.0 / (hi - lo))
+    if frame.ndim == 2:
+        out = y[0].mean(axis=0) if y.shape[1] > 1 else y[0, 0]
+    elif spec.channels == 1:
+        out = y[:, 0].transpose(1, 2, 0)
+    else:
+        out = y[0].transpose(1, 2, 0)
+        if spec.color_order == "RGB":
+            out = out[:, :, ::-1]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
