@@ -1,0 +1,414 @@
+"""fp16 and int8 variants of an exported fp32 model, each measured against fp32 before it is written.
+
+int8 is onnxruntime static quantization in QDQ format (uint8 activations, per-channel int8
+weights, after onnxruntime's model pre-processing), calibrated on noisy frames; graphs with no
+convolutions (dense and LSTM families) get dynamic quantization instead, which is the better
+choice there (and the worse one for convolutions). fp16 targets the CUDA execution provider
+and keeps float32 at the inputs and outputs unless ``frame_io`` asks for uint8 frames.
+
+The quality gate runs the fp32 model and the variant on held-back frames: PSNR on frames with
+synthetic Gaussian noise at a few sigmas for denoisers, rank correlation of anomaly scores for
+anomaly models. A drop above ``max_drop`` refuses the variant and writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from edge_runtime.card import ModelCard, card_from_metadata
+from edge_runtime.frames import to_planes
+from export.card_io import set_card
+from export.onnx_export import ExportError, write_atomic
+
+PRECISIONS = ("fp32", "fp16", "int8")
+GATE_SIGMAS = (15.0, 25.0, 50.0)
+CALIBRATION_SIGMAS = (0.0, 10.0, 25.0, 50.0)  # frames are calibrated clean and noisy: a denoiser sees both
+DEFAULT_MAX_DROP_DB = 0.1  # PSNR drop allowed for denoisers
+DEFAULT_MAX_DROP_RANK = 0.02  # 1 - Spearman correlation of anomaly scores allowed for anomaly models
+CROP = 320  # frames are centre-cropped to at most CROP x CROP: enough content, bounded time
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v"}
+
+
+class PrecisionError(ExportError):
+    """A variant cannot be made, or fails the quality gate; nothing is written."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """How much a variant loses against fp32 on held-back frames."""
+
+    metric: str  # "psnr_db" (denoisers) or "score_rank_corr" (anomaly models)
+    drop: float  # fp32 minus variant (dB), or 1 - rank correlation
+    max_drop: float
+    frames: int
+    detail: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.drop <= self.max_drop)
+
+
+# ---------------------------------------------------------------- frames
+
+
+def read_frames(data: str | Path, limit: int = 48) -> list[np.ndarray]:
+    """uint8 BGR frames from an image folder (recursive), an image, or a video (spread over its length)."""
+    p = Path(data)
+    if not p.exists():
+        msg = f"{p}: no such calibration file or folder"
+        raise PrecisionError(msg)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    frames: list[np.ndarray] = []
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is not None:
+                frames.append(img)
+        elif suffix in VIDEO_SUFFIXES:
+            frames.extend(_video_frames(f, limit))
+        elif not p.is_dir():
+            msg = f"{f}: not an image or video file"
+            raise PrecisionError(msg)
+        if len(frames) >= limit:
+            break
+    if not frames:
+        msg = f"{p}: no readable images or video frames"
+        raise PrecisionError(msg)
+    return frames[:limit]
+
+
+def _video_frames(path: Path, limit: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or limit
+        every = max(1, n // limit)
+        out, i = [], 0
+        while len(out) < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                out.append(frame)
+            i += 1
+        return out
+    finally:
+        cap.release()
+
+
+def validation_frames(card: ModelCard, model_path: Path | None = None, limit: int = 32) -> list[np.ndarray]:
+    """The images the model was validated on (never trained on), when the card's provenance finds them."""
+    data = card.provenance.get("data") or {}
+    names = set(data.get("validation_images") or [])
+    if not names:
+        return []
+    anchors = [Path.cwd(), Path(__file__).resolve().parents[1]]
+    if model_path is not None:
+        anchors.append(model_path.resolve().parent)
+    frames: list[np.ndarray] = []
+    for source in data.get("sources") or []:
+        for anchor in anchors:
+            root = anchor / source
+            if root.exists():
+                break
+        else:
+            continue
+        videos = {n.split("#")[0] for n in names if "#" in n}
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for f in files:
+            if f.name in names and f.suffix.lower() in IMAGE_SUFFIXES:
+                img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                if img is not None:
+                    frames.append(img)
+            elif (f.name in videos or str(f) in videos) and f.suffix.lower() in VIDEO_SUFFIXES:
+                frames.extend(_video_frames(f, limit))
+        if frames:
+            break
+    return frames[:limit]
+
+
+def _crop(frame: np.ndarray, multiple: int, size: int = CROP) -> np.ndarray:
+    h, w = frame.shape[:2]
+    ch, cw = min(h, size) // multiple * multiple, min(w, size) // multiple * multiple
+    if ch < multiple or cw < multiple:
+        msg = f"a {w}x{h} frame is smaller than the model's spatial multiple {multiple}"
+        raise PrecisionError(msg)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return frame[y : y + ch, x : x + cw]
+
+
+def add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """AWGN on the 0..255 scale, clipped and rounded to uint8 as a camera frame would be."""
+    if sigma <= 0:
+        return frame
+    noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
+    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+# ---------------------------------------------------------------- conversion
+
+
+class FrameCalibration:
+    """Calibration inputs for onnxruntime: each frame, noisy at a rotating sigma, as one model input."""
+
+    def __init__(self, frames: list[np.ndarray], card: ModelCard, input_name: str, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        m = card.input.spatial_multiple
+        self._inputs: Iterator[np.ndarray] = iter(
+            [to_planes(add_noise(_crop(f, m), CALIBRATION_SIGMAS[i % len(CALIBRATION_SIGMAS)], rng), card.input)
+             for i, f in enumerate(frames)]
+        )
+        self.input_name = input_name
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self._inputs, None)
+        return None if x is None else {self.input_name: x}
+
+    def rewind(self) -> None:  # part of onnxruntime's reader interface; one pass is all calibration needs
+        pass
+
+
+def _prefers_dynamic(proto: onnx.ModelProto) -> bool:
+    ops = {n.op_type for n in proto.graph.node}
+    return not ops & {"Conv", "ConvTranspose"} and bool(ops & {"MatMul", "Gemm", "LSTM", "GRU"})
+
+
+def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], card: ModelCard) -> str:
+    """Write an int8 model quantized from ``fp32`` to ``out``; returns the method used."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    proto = onnx.load(str(fp32))
+    with tempfile.TemporaryDirectory(prefix="edge-ae-quant-") as td:
+        pre = Path(td) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        if _prefers_dynamic(proto):
+            quantize_dynamic(str(pre), str(out), per_channel=True, weight_type=QuantType.QInt8)
+            return "dynamic (int8 weights)"
+        if not frames:
+            msg = "int8 needs calibration frames: give --calibration FOLDER|VIDEO"
+            raise PrecisionError(msg)
+        reader = FrameCalibration(frames, card, proto.graph.input[0].name)
+        # uint8 activations: int8 activations (s8s8) ran slower than fp32 on the CPUs measured.
+        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    return "static QDQ (uint8 activations, per-channel int8 weights)"
+
+
+def convert_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """fp16 weights and compute; inputs and outputs stay float32 (a cast at each end)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(proto, keep_io_types=True)
+
+
+def add_frame_io(proto: onnx.ModelProto, card: ModelCard) -> tuple[onnx.ModelProto, ModelCard]:
+    """Wrap an NCHW image model so it takes and returns uint8 N x H x W x 3 BGR frames.
+
+    The conversion to the model's float layout and back then runs wherever the model runs
+    (on the GPU with the CUDA provider), so only uint8 frames cross to and from the device.
+    """
+    spec = card.input
+    if spec.layout != "NCHW" or spec.channels != 3:
+        msg = f"uint8 frame input needs a 3-channel NCHW image model, not {spec.layout} with {spec.channels} channel(s)"
+        raise PrecisionError(msg)
+    g = proto.graph
+    old_in, old_out = g.input[0].name, g.output[0].name
+    elem = g.input[0].type.tensor_type.elem_type
+    lo, hi = spec.value_range
+    np_t = np.float16 if elem == TensorProto.FLOAT16 else np.float32
+    order = [2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2]
+    consts = [
+        onnx.numpy_helper.from_array(np.array((hi - lo) / 255.0, np_t), "fio_scale"),
+        onnx.numpy_helper.from_array(np.array(lo, np_t), "fio_lo"),
+        onnx.numpy_helper.from_array(np.array(255.0 / (hi - lo), np_t), "fio_unscale"),
+        onnx.numpy_helper.from_array(np.array(0.5, np_t), "fio_half"),
+        onnx.numpy_helper.from_array(np.array(0.0, np_t), "fio_min"),
+        onnx.numpy_helper.from_array(np.array(255.0, np_t), "fio_max"),
+        onnx.numpy_helper.from_array(np.array(order, np.int64), "fio_order"),
+    ]
+    pre = [
+        helper.make_node("Gather", ["frame", "fio_order"], ["fio_rgb"], axis=3),
+        helper.make_node("Cast", ["fio_rgb"], ["fio_f"], to=elem),
+        helper.make_node("Transpose", ["fio_f"], ["fio_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["fio_nchw", "fio_scale"], ["fio_scaled"]),
+        helper.make_node("Add", ["fio_scaled", "fio_lo"], [old_in]),
+    ]
+    post = [
+        helper.make_node("Sub", [old_out, "fio_lo"], ["fio_o0"]),
+        helper.make_node("Mul", ["fio_o0", "fio_unscale"], ["fio_o1"]),
+        helper.make_node("Add", ["fio_o1", "fio_half"], ["fio_o2"]),  # Cast truncates: +0.5 rounds
+        helper.make_node("Clip", ["fio_o2", "fio_min", "fio_max"], ["fio_o3"]),
+        helper.make_node("Cast", ["fio_o3"], ["fio_o4"], to=TensorProto.UINT8),
+        helper.make_node("Transpose", ["fio_o4"], ["fio_o5"], perm=[0, 2, 3, 1]),
+        helper.make_node("Gather", ["fio_o5", "fio_order"], ["frame_out"], axis=3),
+    ]
+    nodes = pre + list(g.node) + post
+    new_in = helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", "height", "width", 3])
+    new_out = helper.make_tensor_value_info("frame_out", TensorProto.UINT8, ["batch", "height", "width", 3])
+    graph = helper.make_graph(nodes, g.name, [new_in], [new_out], initializer=[*g.initializer, *consts],
+                              value_info=list(g.value_info))
+    wrapped = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    wrapped.producer_name = proto.producer_name
+    new_spec = dataclasses.replace(spec, name="frame", layout="NHWC", dtype="uint8", color_order="BGR",
+                                   value_range=(0.0, 255.0))
+    new_card = dataclasses.replace(card, input=new_spec, outputs={"frame_out": "image"})
+    return wrapped, new_card
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def _session(path_or_bytes: Path | bytes) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 0
+    src = path_or_bytes if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def _runner(session: ort.InferenceSession, card: ModelCard) -> Any:
+    """frame (uint8 BGR) -> model output frame (uint8 BGR), through the card's input spec."""
+    from edge_runtime.frames import from_planes
+
+    name = session.get_inputs()[0].name
+    out = session.get_outputs()[0].name
+    if card.input.layout == "NHWC":
+        return lambda f: session.run([out], {name: f[None]})[0][0]
+    return lambda f: from_planes(session.run([out], {name: to_planes(f, card.input)})[0], f, card.input)
+
+
+def gate(reference: ort.InferenceSession, ref_card: ModelCard, variant: ort.InferenceSession, card: ModelCard,
+         frames: list[np.ndarray], max_drop: float | None = None, seed: int = 1) -> GateResult:
+    """Measure ``variant`` against ``reference`` on ``frames`` (held back from calibration)."""
+    if not frames:
+        msg = "the quality gate needs held-back frames: give --calibration FOLDER|VIDEO"
+        raise PrecisionError(msg)
+    m = card.input.spatial_multiple
+    crops = [_crop(f, m) for f in frames]
+    if card.task in ("anomaly",):
+        return _gate_anomaly(reference, ref_card, variant, card, crops, max_drop, seed)
+    ref, var = _runner(reference, ref_card), _runner(variant, card)
+    rng = np.random.default_rng(seed)
+    detail: dict[str, Any] = {"sigmas": list(GATE_SIGMAS), "fp32_psnr": [], "variant_psnr": []}
+    for sigma in GATE_SIGMAS:
+        a, b = [], []
+        for clean in crops:
+            noisy = add_noise(clean, sigma, rng)
+            a.append(psnr(ref(noisy), clean))
+            b.append(psnr(var(noisy), clean))
+        detail["fp32_psnr"].append(round(float(np.mean(a)), 4))
+        detail["variant_psnr"].append(round(float(np.mean(b)), 4))
+    drop = max(r - v for r, v in zip(detail["fp32_psnr"], detail["variant_psnr"], strict=True))
+    limit = DEFAULT_MAX_DROP_DB if max_drop is None else max_drop
+    return GateResult("psnr_db", round(float(drop), 4), limit, len(crops), detail)
+
+
+def _gate_anomaly(reference: ort.InferenceSession, ref_card: ModelCard, variant: ort.InferenceSession,
+                  card: ModelCard, crops: list[np.ndarray], max_drop: float | None, seed: int) -> GateResult:
+    """Spearman correlation of per-frame reconstruction errors, on clean and perturbed frames."""
+    rng = np.random.default_rng(seed)
+    probes = [add_noise(c, s, rng) for c in crops for s in (0.0, 25.0)]
+
+    def scores(session: ort.InferenceSession, c: ModelCard) -> np.ndarray:
+        name, out = session.get_inputs()[0].name, session.get_outputs()[0].name
+        res = []
+        for f in probes:
+            x = to_planes(f, c.input)
+            y = session.run([out], {name: x})[0]
+            res.append(float(np.mean((y.astype(np.float32) - x.astype(np.float32)) ** 2)))
+        return np.asarray(res)
+
+    a, b = scores(reference, ref_card), scores(variant, card)
+    ra, rb = a.argsort().argsort(), b.argsort().argsort()
+    rho = float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 1 else 1.0
+    limit = DEFAULT_MAX_DROP_RANK if max_drop is None else max_drop
+    return GateResult("score_rank_corr", round(1.0 - rho, 4), limit, len(probes), {"spearman": round(rho, 4)})
+
+
+# ---------------------------------------------------------------- the whole job
+
+
+def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration: str | Path | None = None,
+                 max_drop: float | None = None, frame_io: bool = False,
+                 log: Any = lambda s: None) -> ModelCard:
+    """Write the ``precision`` variant of the fp32 model ``fp32`` to ``out`` if it passes the gate.
+
+    Calibration frames come from ``calibration`` (image folder, image or video) or, by default,
+    from the model's validation images named in its card; the gate uses the model's validation
+    images when found, else frames of ``calibration`` held back from calibrating. A failing
+    gate raises PrecisionError; ``out`` is then untouched and no temporary file remains.
+    """
+    fp32, out = Path(fp32), Path(out)
+    if precision not in PRECISIONS:
+        msg = f"precision {precision!r} is not one of {', '.join(PRECISIONS)}"
+        raise PrecisionError(msg)
+    if not out.parent.is_dir():
+        msg = f"{out}: folder {out.parent} does not exist"
+        raise PrecisionError(msg)
+    if out.exists() and out.resolve() == fp32.resolve():
+        msg = f"{out}: the variant would overwrite its fp32 source"
+        raise PrecisionError(msg)
+    proto = onnx.load(str(fp32))
+    ref_session = _session(fp32)
+    card = card_from_metadata(ref_session.get_modelmeta().custom_metadata_map, str(fp32))
+    if card.precision != "fp32":
+        msg = f"{fp32}: the source model must be fp32, not {card.precision}"
+        raise PrecisionError(msg)
+
+    held = validation_frames(card, fp32)
+    given = read_frames(calibration) if calibration is not None else []
+    if given and held:
+        calib, check = given, held
+    elif given:  # hold back every third frame of the user's data for the gate
+        calib = [f for i, f in enumerate(given) if i % 3]
+        check = given[::3]
+    else:
+        calib, check = held[1::2], held[::2]
+    check = check[:8]
+    log(f"gate: {len(check)} held-back frames; calibration: {len(calib) if precision == 'int8' else 0} frames")
+
+    with tempfile.TemporaryDirectory(prefix="edge-ae-precision-") as td:
+        work = Path(td) / "variant.onnx"
+        method = "none"
+        if precision == "int8":
+            method = quantize_int8(fp32, work, calib, card)
+            variant = onnx.load(str(work))
+        elif precision == "fp16":
+            variant, method = convert_fp16(proto), "float16 weights and compute, float32 inputs/outputs"
+        else:
+            variant = proto
+        new_card = dataclasses.replace(card, precision=precision)
+        if frame_io:
+            variant, new_card = add_frame_io(variant, new_card)
+        result = gate(ref_session, card, _session(variant.SerializeToString()), new_card, check, max_drop)
+        unit = "dB PSNR" if result.metric == "psnr_db" else "(1 - rank correlation)"
+        if not result.passed:
+            msg = (f"{fp32}: the {precision} variant loses {result.drop:.3f} {unit} against fp32 on "
+                   f"{result.frames} held-back frames, more than --max-drop {result.max_drop:g}; {out} not written "
+                   f"(calibration data may not resemble the frames the model sees)")
+            raise PrecisionError(msg)
+        metrics = {**card.metrics, "precision_drop": result.drop, "precision_gate": {
+            "metric": result.metric, "max_drop": result.max_drop, "frames": result.frames, "method": method,
+            **result.detail}}
+        new_card = dataclasses.replace(new_card, metrics=metrics)
+        set_card(variant, new_card)
+        write_atomic(variant, out)
+    return new_card
