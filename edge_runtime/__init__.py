@@ -5,7 +5,14 @@ Imports numpy, onnxruntime and OpenCV only; never torch.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# FFmpeg and OpenCV print their own diagnostics on stderr (e.g. "moov atom not found" for a
+# broken file); edge-ae reports such problems itself in one line, so keep theirs quiet unless
+# the user asked for them. Must be set before OpenCV opens its first video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 try:
     __version__ = version("edge-ae")

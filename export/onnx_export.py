@@ -89,6 +89,9 @@ def write_atomic(proto: onnx.ModelProto, out: Path) -> None:
     os.close(fd)
     try:
         onnx.save_model(proto, tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
