@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from train.noise import NoiseConfig
+from train.objectives import ObjectiveConfig
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,12 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    # Autoencoder families (train.loop_ae): input size, sequence length, code size, objective weights.
+    height: int | None = None  # None: a table's native size, else 28 (16 for sequences)
+    width: int | None = None  # None: a table's native size, else 28 (24 for sequences)
+    seq_len: int = 16
+    bottleneck: int | None = None  # None: the family's default code size
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -49,6 +56,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "epochs": 100,
         "steps_per_epoch": 1000,
+    },
+    # The autoencoder families (undercomplete, sparse, ..., lstm) on small frames.
+    "ae": {
+        "family": "undercomplete",
+        "task": "reconstruct",
+        "channels": 1,
+        "batch": 64,
+        "lr": 2e-3,
+        "epochs": 10,
+        "steps_per_epoch": 300,
+        "val_share": 0.1,
+        "val_every_s": 30.0,
     },
     # A few seconds of training: for tests and trying the tool chain.
     "tiny": {
@@ -93,4 +112,7 @@ def build_config(preset: str = "default", file: str | Path | None = None, **over
     noise = values.get("noise", {})
     if isinstance(noise, dict):
         values["noise"] = NoiseConfig(**_check(NoiseConfig, noise, "noise config"))
+    objective = values.get("objective", {})
+    if isinstance(objective, dict):
+        values["objective"] = ObjectiveConfig(**_check(ObjectiveConfig, objective, "objective config"))
     return TrainConfig(**values)
