@@ -37,6 +37,7 @@ class InputSpec:
     height: int | None = None  # fixed input size (None = any)
     width: int | None = None
     grey_frames: str = "replicate"  # how a grey frame feeds a colour model
+    sequence_length: int | None = None  # NTF: frames per window the model was trained on (any length runs)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ModelCard:
     task: str
     family: str
     input: InputSpec
-    outputs: dict[str, str]  # output name -> role: "image", "reconstruction", "latent", "mean", "logvar"
+    outputs: dict[str, str]  # output name -> role: "image", "reconstruction", "latent", "mean", "logvar", "decoded"
     precision: str = "fp32"
     noise: dict[str, Any] | None = None
     anomaly: AnomalySpec | None = None
@@ -114,6 +115,8 @@ class ModelCard:
             raise bad(f"'input.spatial_multiple' is {i.spatial_multiple!r}; expected an integer >= 1")
         if i.layout in ("NF", "NTF") and (i.height is None or i.width is None):
             raise bad(f"'input.height'/'input.width' must be set for layout {i.layout}")
+        if i.sequence_length is not None and (not isinstance(i.sequence_length, int) or i.sequence_length < 1):
+            raise bad(f"'input.sequence_length' is {i.sequence_length!r}; expected an integer >= 1")
         if i.grey_frames not in GREY_MODES:
             raise bad(f"'input.grey_frames' is {i.grey_frames!r}; expected one of {', '.join(GREY_MODES)}")
         if self.precision not in PRECISIONS:

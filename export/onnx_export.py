@@ -105,6 +105,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, atol: float = 1e-
         msg = f"{out}: folder {out.parent} does not exist"
         raise ExportError(msg)
     model, payload = load_checkpoint(checkpoint)
+    from export.families import export_model, is_family_checkpoint  # the autoencoder families' own graphs
+
+    if is_family_checkpoint(payload):
+        return export_model(model, payload, out, atol, source=str(checkpoint))
     card = image_card(model, payload)
     c, m = card.input.channels, card.input.spatial_multiple
     proto = _to_onnx(model, torch.rand(1, c, 4 * m, 6 * m))
