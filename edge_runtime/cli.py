@@ -115,66 +115,132 @@ def _default_output(path: Path) -> Path:
 
 
 @cli.command()
-@click.argument("input", required=False)
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option("-o", "--output", type=click.Path(), help="Video, image or folder to write (default: INPUT_denoised).")
 @click.option("--camera", type=int, help="Read camera N instead of INPUT.")
 @click.option("--sample", is_flag=True, help="Denoise the short noisy sample clip bundled with edge-ae.")
 @click.option("--show", is_flag=True, help="Show input and output side by side; q quits.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames (per video in a batch).")
 @click.option("--tile", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Frames with a side larger than this are processed in overlapping tiles.")
+@click.option("--reconnect/--no-reconnect", default=True, show_default=True,
+              help="Reopen a camera or stream that stops sending frames, with back-off.")
+@click.option("--give-up", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="Stop reconnecting after this long without frames (0: never give up).")
+@click.option("--audio/--no-audio", default=True, show_default=True,
+              help="Keep a video file's audio track (needs an ffmpeg binary: pip install 'edge-ae[video]').")
 @_model_options
 @_user_errors
-def denoise(input: str | None, output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, model: str | None, device: str, threads: int | None) -> None:
-    """Denoise a video, an image, a folder of images, a stream URL or a camera.
+def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
+            max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, model: str | None,
+            device: str, threads: int | None) -> None:
+    """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
+
+    Several videos, or a folder of videos (searched recursively), are a batch: outputs mirror
+    the inputs inside the -o folder, and one failure does not stop the rest. Ctrl-C or SIGTERM
+    finishes the frame in flight and keeps a playable video of what was done.
 
     \b
     Examples:
       edge-ae denoise in.mp4 -o out.mp4
       edge-ae denoise photos/ -o clean/
+      edge-ae denoise videos/ a.mp4 b.mkv -o clean/
       edge-ae denoise --camera 0 --show
-      edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4
+      edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4 --give-up 300
     """
+    from edge_runtime.batch import is_video_folder
     from edge_runtime.denoiser import Denoiser
     from edge_runtime.pipeline import run_pipeline
     from edge_runtime.sinks import WindowSink
     from edge_runtime.sources import open_source
 
-    given = sum(x is not None and x is not False for x in (input, camera, sample or None))
+    input = inputs[0] if len(inputs) == 1 else None
+    given = sum(x is not None and x is not False for x in (inputs or None, camera, sample or None))
     if given != 1:
-        raise click.UsageError("give exactly one of INPUT, --camera N or --sample")
-    spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
+        raise click.UsageError("give exactly one of INPUT (or several videos), --camera N or --sample")
     if show and not _has_display():
         raise click.ClickException("--show needs a screen, and this machine has none (DISPLAY is not set)")
+    if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
+        if show:
+            raise click.UsageError("--show is for one input; a batch of videos runs without a window")
+        _denoise_batch(inputs, output, max_frames, audio, Denoiser(model, device=device, threads=threads, tile=tile))
+        return
+    spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
     if output is None and camera is None and not show and not str(spec).lower().startswith(("rtsp:", "http:", "https:")):
         output = str(_default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
     if output is None and not show:
         raise click.UsageError("a live source needs -o OUTPUT or --show")
 
     den = Denoiser(model, device=device, threads=threads, tile=tile)
-    source = open_source(spec)
-    click.echo(f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) on "
-               f"{den.model.provider}; input {source.description}", err=True)
-    bar = _progress(source)
+    source = open_source(spec, reconnect=reconnect, give_up=give_up or None,
+                         on_event=lambda message: click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True))
     try:
-        report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update)
+        bar = _progress(source, f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) "
+                                f"on {den.model.provider}; input {source.description}")
+        report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update,
+                              audio=audio)
+        bar.done()
     finally:
         source.close()
-        bar.done()
-    state = "interrupted after" if report.interrupted else "done:"
+    state = f"stopped by {report.signal} after" if report.interrupted else "done:"
     wrote = f"; wrote {', '.join(report.outputs)}" if report.outputs else ""
-    dropped = f", {report.dropped} stale frames skipped" if source.live else ""
+    live = (f", {report.dropped} stale frames skipped, latency {report.latency_ms:.0f} ms (max "
+            f"{report.max_latency_ms:.0f} ms), {report.reconnects} reconnects") if source.live else ""
     click.echo(f"{state} {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps, "
-               f"model {report.model_ms:.1f} ms/frame{dropped}){wrote}", err=True)
+               f"model {report.model_ms:.1f} ms/frame{live}){wrote}", err=True)
+    for note in report.notes:
+        click.echo(note, err=True)
     if report.interrupted:
+        sys.exit(143 if report.signal == "SIGTERM" else 130)
+    if report.lost:
+        raise click.ClickException(f"{source.description}: the input was lost and did not come back "
+                                   f"({'reconnecting is off' if not reconnect else f'gave up after {give_up:g} s'}); "
+                                   f"the {report.frames} frames received were kept")
+
+
+def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool, den: Any) -> None:
+    """Denoise many videos into one folder; report each, then a summary; exit 1 if any failed."""
+    from edge_runtime.batch import plan_batch, run_batch, summarise
+
+    if output is None:
+        if len(inputs) > 1:
+            raise click.UsageError("several inputs need -o FOLDER for the outputs")
+        output = str(_default_output(Path(inputs[0])))
+    items = plan_batch(inputs, output)
+    click.echo(f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) on "
+               f"{den.model.provider}; {len(items)} videos -> {output}", err=True)
+    bars: list[_progress] = []
+
+    def start(i: int, item: Any, source: Any) -> Any:
+        bars.append(_progress(source, f"[{i + 1}/{len(items)}] {item.source}"))
+        return bars[-1].update
+
+    def done(i: int, result: Any) -> None:
+        if bars:
+            bars[-1].done()
+        tag = f"[{i + 1}/{len(items)}] {result.item.source}"
+        if result.error is not None:
+            click.echo(f"{tag}: FAILED: {result.error}", err=True)
+            return
+        r = result.report
+        how = f"stopped by {r.signal} after" if r.interrupted else "done:"
+        click.echo(f"{tag}: {how} {r.frames} frames ({r.fps:.1f} fps) -> {result.item.output}", err=True)
+        for note in r.notes:
+            click.echo(f"  {note}", err=True)
+
+    results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames)
+    click.echo(summarise(results), err=True)
+    if any(r.report is not None and r.report.interrupted for r in results):
         sys.exit(130)
+    if any(r.error is not None for r in results):
+        sys.exit(1)
 
 
 class _progress:
     """A one-line progress display on stderr: a bar with ETA for files, a periodic line for live sources."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, header: str | None = None) -> None:
+        self.header = header  # printed with the first frame, once the outputs are known to be good
         self.total = None if source.live else source.length
         self.live = source.live
         self.last = 0.0
@@ -182,6 +248,9 @@ class _progress:
         self.printed = False
 
     def update(self, report: Any) -> None:
+        if self.header is not None:
+            click.echo(self.header, err=True)
+            self.header = None
         now = report.seconds
         if now - self.last < (0.2 if self.tty else 5.0):
             return
@@ -194,7 +263,7 @@ class _progress:
         else:
             line = f"{report.frames} frames {report.fps:.1f} fps model {report.model_ms:.1f} ms"
             if self.live:
-                line += f" skipped {report.dropped}"
+                line += f" latency {report.latency_ms:.0f} ms skipped {report.dropped}"
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
         self.printed = True
 

@@ -17,11 +17,24 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 VIDEO_OUT_SUFFIXES = tuple(_FOURCC)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created private (0600); finished outputs get the usual mode for new files.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def check_writable(path: Path) -> None:
     """Fail early, naming the path, when ``path`` cannot be created or replaced."""
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.exists():
         msg = f"{path}: folder {parent} does not exist"
+        raise OutputError(msg)
+    if not parent.is_dir():
+        msg = f"{path}: {parent} is not a folder"
         raise OutputError(msg)
     if not os.access(parent, os.W_OK | os.X_OK):
         msg = f"{path}: folder {parent} is not writable"
@@ -42,18 +55,26 @@ class VideoSink:
     """A video file with a fixed fps and size; readers never see a half-written file under ``path``.
 
     Frames go to a hidden temporary file beside ``path``; ``close`` renames it into place,
-    ``abort`` deletes it.
+    ``abort`` deletes it. With ``audio_from``, ``close`` first remuxes that file's audio track
+    into the video (see ``edge_runtime.audio``) and leaves a one-line ``note`` on what happened.
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str | None = None) -> None:
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str | None = None,
+                 audio_from: Path | None = None) -> None:
         self.path = Path(path)
+        self.audio_from = audio_from
+        self.note: str | None = None
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
             msg = f"{self.path}: cannot write '{suffix}' videos; use one of {', '.join(VIDEO_OUT_SUFFIXES)}"
             raise OutputError(msg)
         check_writable(self.path)
         self.fps, self.size = fps, size
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
+        except OSError as e:
+            msg = f"{self.path}: cannot write in folder {self.path.parent} ({e.strerror})"
+            raise OutputError(msg) from None
         os.close(fd)
         self.tmp = Path(tmp)
         self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*(fourcc or _FOURCC[suffix])), fps, size)
@@ -81,6 +102,15 @@ class VideoSink:
         if self.frames == 0:
             self.tmp.unlink(missing_ok=True)
             return
+        if self.audio_from is not None:
+            from edge_runtime.audio import remux_audio
+
+            try:
+                self.note = remux_audio(self.tmp, self.audio_from, duration=self.frames / self.fps)
+            except BaseException:
+                self.tmp.unlink(missing_ok=True)
+                raise
+        os.chmod(self.tmp, _FILE_MODE)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
@@ -102,7 +132,7 @@ def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95) ->
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.tobytes())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -147,8 +177,13 @@ class WindowSink:
     def show(self, before: np.ndarray, after: np.ndarray) -> bool:
         """Show one pair; returns False once the user asked to quit."""
         pair = np.hstack([before, after]) if before.shape == after.shape else after
-        cv2.imshow(self.title, pair)
-        key = cv2.waitKey(1) & 0xFF
+        try:
+            cv2.imshow(self.title, pair)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error:
+            msg = ("--show: this OpenCV cannot open windows (a headless build, or no screen); "
+                   "install opencv-python rather than opencv-python-headless, or leave out --show")
+            raise OutputError(msg) from None
         if key in (ord("q"), 27):
             self.closed = True
         return not self.closed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ class Frame:
     index: int
     time: float  # seconds from the start of the file, or since the live source opened
     name: str | None = None  # file name, for image sources
+    captured: float | None = None  # time.monotonic() when a live source read it (for latency)
 
 
 class Source:
@@ -51,6 +52,9 @@ class Source:
 
     def close(self) -> None:
         """Release the device or file."""
+
+    def interrupt(self) -> None:
+        """Ask a waiting iteration to end soon; sources that never wait long ignore it."""
 
     def __enter__(self) -> Source:
         return self
@@ -142,17 +146,33 @@ class VideoSource(Source):
 
 
 class LiveSource(Source):
-    """A camera or network stream read on its own thread; only the newest frame is kept."""
+    """A camera or network stream read on its own thread; only the newest frame is kept.
+
+    When the source stops delivering (stream server restarted, camera unplugged) and ``reconnect``
+    is on, the reader reopens it with back-off (0.25 s doubling to 2 s between tries) until frames
+    flow again or ``give_up`` seconds have passed without a frame; ``on_event`` hears about each
+    loss and recovery, and ``events`` keeps them.
+    """
 
     live = True
+    BACKOFF_FIRST = 0.25
+    BACKOFF_MAX = 2.0
 
-    def __init__(self, target: int | str, open_timeout: float = 10.0) -> None:
+    def __init__(self, target: int | str, open_timeout: float = 10.0, reconnect: bool = True,
+                 give_up: float | None = 60.0, on_event: Callable[[str], None] | None = None,
+                 read_timeout: float = 5.0) -> None:
         self.kind = "camera" if isinstance(target, int) else "stream"
         super().__init__(f"camera {target}" if isinstance(target, int) else str(target))
         self.target = target
-        self._cap = cv2.VideoCapture(target)
-        if not self._cap.isOpened():
-            self._cap.release()
+        self.reconnect = reconnect
+        self.give_up = give_up
+        self.on_event = on_event
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.events: list[str] = []
+        self.reconnects = 0  # times frames came back after a loss
+        self.received = 0  # frames read from the device, delivered or not
+        self._cap = self._open()
+        if self._cap is None:
             what = f"camera {target}" if isinstance(target, int) else f"stream {target}"
             msg = f"{what}: cannot be opened"
             raise SourceError(msg)
@@ -160,9 +180,11 @@ class LiveSource(Source):
         self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else None
         self._cond = threading.Condition()
         self._latest: np.ndarray | None = None
+        self._latest_at = 0.0  # time.monotonic() when the newest frame was read
         self._seq = 0  # frames received
         self._ended = False
         self._stop = threading.Event()
+        self._interrupted = threading.Event()
         self._start = time.monotonic()
         self._thread = threading.Thread(target=self._read, name=f"edge-ae reader {self.description}", daemon=True)
         self._thread.start()
@@ -177,47 +199,121 @@ class LiveSource(Source):
             raise SourceError(msg)
         self.size = (self._latest.shape[1], self._latest.shape[0])
 
+    def _open(self) -> cv2.VideoCapture | None:
+        if isinstance(self.target, int):
+            cap = cv2.VideoCapture(self.target)
+        else:
+            # Timeouts make a stalled stream fail a read instead of hanging the reader for ever.
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return cap
+
+    def _event(self, message: str) -> None:
+        self.events.append(message)
+        if self.on_event is not None:
+            self.on_event(message)
+
     def _read(self) -> None:
+        cap = self._cap
         while not self._stop.is_set():
-            ok, frame = self._cap.read()
-            with self._cond:
-                if not ok:
-                    self._ended = True
+            ok, frame = cap.read() if cap is not None else (False, None)
+            if ok and frame is not None:
+                with self._cond:
+                    self._latest = frame
+                    self._latest_at = time.monotonic()
+                    self._seq += 1
+                    self.received += 1
                     self._cond.notify_all()
-                    return
-                self._latest = frame
-                self._seq += 1
-                self._cond.notify_all()
+                continue
+            if self._stop.is_set():
+                break
+            if cap is not None:
+                cap.release()
+            self._cap = cap = None
+            if not self.reconnect:
+                self._event(f"{self.description}: stopped sending frames; not reconnecting (--no-reconnect)")
+                break
+            cap = self._reopen()
+            if cap is None:
+                break
+            self._cap = cap
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _reopen(self) -> cv2.VideoCapture | None:
+        """Reopen with back-off until the source opens again, ``give_up`` passes, or ``close``."""
+        lost = time.monotonic()
+        self._event(f"{self.description}: stopped sending frames; reconnecting")
+        wait = self.BACKOFF_FIRST
+        tries = 0
+        while not self._stop.is_set():
+            tries += 1
+            cap = self._open()
+            if cap is not None:
+                self.reconnects += 1
+                self._event(f"{self.description}: reconnected after {time.monotonic() - lost:.1f} s ({tries} tries)")
+                return cap
+            if self.give_up is not None and time.monotonic() - lost + wait > self.give_up:
+                self._event(f"{self.description}: gave up after {time.monotonic() - lost:.0f} s without frames")
+                return None
+            self._stop.wait(wait)
+            wait = min(wait * 2, self.BACKOFF_MAX)
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         taken = 0  # sequence number of the last frame handed out
         index = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._seq > taken or self._ended)
+                # Wake now and then so interrupt() (Ctrl-C during an outage) is seen promptly.
+                while not self._cond.wait_for(lambda: self._seq > taken or self._ended, 0.1):
+                    if self._interrupted.is_set():
+                        return
                 if self._seq == taken:  # ended and nothing new
                     return
                 self.dropped += self._seq - taken - 1
                 taken = self._seq
-                frame = self._latest
+                frame, at = self._latest, self._latest_at
             assert frame is not None
-            yield Frame(frame, index, time.monotonic() - self._start)
+            yield Frame(frame, index, at - self._start, captured=at)
             index += 1
+
+    def interrupt(self) -> None:
+        """Make a waiting iteration end soon (safe to call from a signal handler)."""
+        self._interrupted.set()
+
+    @property
+    def ended(self) -> bool:
+        """True once the reader stopped for good (source ended, gave up, or closed)."""
+        return self._ended
 
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self._cap.release()
+            # A read blocked in the driver ends within read_timeout; the thread is a daemon either way.
+            self._thread.join(timeout=self.read_timeout + 1.0)
+        if self._cap is not None and not self._thread.is_alive():
+            self._cap.release()
+            self._cap = None
 
 
-def open_source(spec: str | int | Path) -> Source:
-    """Open a camera index, a stream URL, a video file, an image file or a folder of images."""
+def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float | None = 60.0,
+                on_event: Callable[[str], None] | None = None) -> Source:
+    """Open a camera index, a stream URL, a video file, an image file or a folder of images.
+
+    ``reconnect``, ``give_up`` (seconds without frames, None = never) and ``on_event`` apply to
+    live sources only.
+    """
     if isinstance(spec, int):
-        return LiveSource(spec)
+        return LiveSource(spec, reconnect=reconnect, give_up=give_up, on_event=on_event)
     text = str(spec)
     if text.lower().startswith(STREAM_PREFIXES):
-        return LiveSource(text)
+        return LiveSource(text, reconnect=reconnect, give_up=give_up, on_event=on_event)
     path = Path(text)
     if not path.exists():
         msg = f"{path}: no such file or folder"
