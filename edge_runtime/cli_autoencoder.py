@@ -1,0 +1,189 @@
+"""`edge-ae encode`, `edge-ae reconstruct` and `edge-ae sample`: the autoencoder uses, without torch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from edge_runtime.cli import _user_errors, cli
+from edge_runtime.errors import OutputError
+
+IMAGE_OUT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _read_all(spec: str, max_frames: int | None) -> tuple[list[np.ndarray], list[str], float | None]:
+    """Every frame of a file source (video, image, folder): frames, names, fps."""
+    from edge_runtime.sources import open_source
+
+    frames: list[np.ndarray] = []
+    names: list[str] = []
+    with open_source(spec) as source:
+        if source.live:
+            msg = f"{spec}: encode/reconstruct read files (video, image or folder), not live sources"
+            raise OutputError(msg)
+        for f in source:
+            frames.append(f.image)
+            names.append(f.name or f"{f.index:06d}.png")
+            if max_frames and len(frames) >= max_frames:
+                break
+        fps = source.fps
+    return frames, names, fps
+
+
+def _check_output(output: Path, inputs: list[str]) -> None:
+    from edge_runtime.sinks import check_writable, same_file
+
+    for i in inputs:
+        if same_file(output, Path(i)):
+            msg = f"{output}: the output would overwrite the input {i}"
+            raise OutputError(msg)
+    if output.suffix:
+        check_writable(output)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_option(fn):  # type: ignore[no-untyped-def]
+    fn = click.option("--threads", type=click.IntRange(min=1), help="CPU threads for onnxruntime (default: all cores).")(fn)
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("input")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .npy file of codes to write.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Read at most this many frames.")
+@_model_option
+@_user_errors
+def encode(model: str, input: str, output: str, max_frames: int | None, device: str, threads: int | None) -> None:
+    """Encode a video, image or image folder to bottleneck vectors (dimensionality reduction).
+
+    Writes an (N, Z) float32 array: one code per frame, or per window of frames for sequence
+    (lstm) models; the mean for variational models.
+
+    \b
+    Example:
+      edge-ae encode mnist_ae.onnx digits/ -o latents.npy
+    """
+    from edge_runtime.autoencoder import Autoencoder
+
+    out = Path(output)
+    if out.suffix.lower() != ".npy":
+        raise click.UsageError(f"{out}: the output must be a .npy file")
+    _check_output(out, [input, model])
+    ae = Autoencoder(model, device=device, threads=threads)
+    frames, _, _ = _read_all(input, max_frames)
+    z = ae.encode(frames).astype(np.float32)
+    _save_npy(out, z)
+    what = f"windows of {ae.sequence_length} frames" if ae.layout == "NTF" else "frames"
+    click.echo(f"wrote {out}: {z.shape[0]} codes of size {z.shape[1]} ({len(frames)} input frames, {what})", err=True)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("input")
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="A video file, an image (one input image, or a grid of many), or a folder of PNG images.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Read at most this many frames.")
+@click.option("--scale", type=click.IntRange(min=1, max=16), default=1, show_default=True,
+              help="Enlarge the model-size frames this many times (nearest neighbour).")
+@_model_option
+@_user_errors
+def reconstruct(model: str, input: str, output: str, max_frames: int | None, scale: int, device: str,
+                threads: int | None) -> None:
+    """Reconstruct a video, image or folder through an autoencoder (frames at the model's size).
+
+    \b
+    Examples:
+      edge-ae reconstruct mnist_ae.onnx digit.png -o digit_rec.png
+      edge-ae reconstruct ped2_lstm.onnx clip.mp4 -o clip_rec.mp4
+    """
+    import cv2
+
+    from edge_runtime.autoencoder import Autoencoder, image_grid
+    from edge_runtime.sinks import ImageFolderSink, VideoSink, write_image_atomic
+
+    out = Path(output)
+    _check_output(out, [input, model])
+    ae = Autoencoder(model, device=device, threads=threads)
+    frames, names, fps = _read_all(input, max_frames)
+    rec = ae.reconstruct(frames)
+    if scale > 1:
+        rec = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for f in rec]
+    suffix = out.suffix.lower()
+    if suffix in IMAGE_OUT:
+        write_image_atomic(out, rec[0] if len(rec) == 1 else image_grid(rec))
+    elif suffix:
+        bgr = [cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f for f in rec]
+        sink = VideoSink(out, fps or 25.0, (bgr[0].shape[1], bgr[0].shape[0]))
+        try:
+            for f in bgr:
+                sink.write(f)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+    else:
+        folder = ImageFolderSink(out)
+        for f, name in zip(rec, names, strict=True):
+            folder.write(f, Path(name).stem + ".png")
+        folder.close()
+    errors = ae.errors(ae.frames_to_array(frames)) if ae.layout != "NTF" else None
+    detail = f", mean reconstruction MSE {float(errors.mean()):.5f}" if errors is not None else ""
+    click.echo(f"wrote {out}: {len(rec)} reconstructed frames{detail}", err=True)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The image grid to write.")
+@click.option("-n", "count", type=click.IntRange(min=1, max=4096), default=64, show_default=True,
+              help="Samples from the prior.")
+@click.option("--interpolate", nargs=2, type=click.Path(dir_okay=False, exists=True), metavar="A B",
+              help="Instead of sampling: walk the latent line between images A and B.")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames of the walk.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the samples.")
+@click.option("--columns", type=click.IntRange(min=1), help="Grid columns (default: square, or one row for a walk).")
+@click.option("--scale", type=click.IntRange(min=1, max=16), default=2, show_default=True,
+              help="Enlarge the grid this many times (nearest neighbour).")
+@_model_option
+@_user_errors
+def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | None, steps: int, seed: int,
+           columns: int | None, scale: int, device: str, threads: int | None) -> None:
+    """Decode samples from a variational model's prior, or a latent walk between two images, as a grid.
+
+    \b
+    Examples:
+      edge-ae sample vae.onnx -n 64 -o grid.png
+      edge-ae sample vae.onnx --interpolate a.png b.png --steps 10 -o walk.png
+    """
+    from edge_runtime.autoencoder import Autoencoder, image_grid
+    from edge_runtime.sinks import write_image_atomic
+    from edge_runtime.sources import read_image
+
+    out = Path(output)
+    if out.suffix.lower() not in IMAGE_OUT:
+        raise click.UsageError(f"{out}: the output must be an image ({', '.join(IMAGE_OUT)})")
+    _check_output(out, [model, *(interpolate or ())])
+    ae = Autoencoder(model, device=device, threads=threads)
+    if interpolate:
+        a, b = (read_image(Path(p)) for p in interpolate)
+        frames = ae.interpolate(a, b, steps)
+        columns = columns or steps
+    else:
+        frames = ae.sample(count, seed=seed)
+    write_image_atomic(out, image_grid(frames, columns, scale=scale))
+    click.echo(f"wrote {out}: {len(frames)} frames", err=True)
