@@ -306,5 +306,5 @@ def info(model: str | None, as_json: bool) -> None:
     for k in ("trained", "exported", "commit", "edge_ae_version"):
         if prov.get(k):
             lines.append(f"provenance  {k} = {prov[k]}")
-from edge_runtime import cli_autoencoder as _cli_autoencoder  # noqa: E402,F401
     click.echo("\n".join(lines))
+from edge_runtime import cli_autoencoder as _cli_autoencoder  # noqa: E402,F401
