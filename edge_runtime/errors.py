@@ -25,3 +25,7 @@ class SourceError(EdgeAEError):
 
 class OutputError(EdgeAEError):
     """An output cannot be written, or would overwrite an input."""
+
+
+class BenchError(EdgeAEError):
+    """A benchmark cannot run as asked (bad size, missing model variant, no quality images)."""
