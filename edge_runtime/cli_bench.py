@@ -51,11 +51,13 @@ def bench(models: tuple[str, ...], device: str, precision: str, size: str, quali
     devices = [d.strip() for d in device.split(",") if d.strip()]
     bad = [d for d in devices if d not in ("auto", "cpu", "cuda")] or ([] if devices else [device])
     if bad:
-        raise BenchError(f"--device {bad[0]!r} is not one of auto, cpu, cuda")
+        msg = f"--device {bad[0]!r} is not one of auto, cpu, cuda"
+        raise BenchError(msg)
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     wrong = [p for p in precisions if p not in PRECISIONS] or ([] if precisions else [precision])
     if wrong:
-        raise BenchError(f"--precision {wrong[0]!r} is not one of {', '.join(PRECISIONS)}")
+        msg = f"--precision {wrong[0]!r} is not one of {', '.join(PRECISIONS)}"
+        raise BenchError(msg)
     report = run_bench([Path(m) for m in models] or None, precisions, parse_sizes(size), devices,
                        Path(quality) if quality else None, threads, spin, runs, min_seconds, quality_images,
                        log=lambda s: click.echo(s, err=True))
