@@ -1,0 +1,222 @@
+"""Anomaly scores of frames under an autoencoder trained on normal footage, and the flag they raise.
+
+Scores (the card's ``anomaly.score``; the default follows the family):
+
+- ``mse``: mean squared reconstruction error of the frame;
+- ``ssim``: 1 - mean structural similarity between the frame and its reconstruction;
+- ``patch`` (or ``patch:N``): the largest mean squared error over N x N patches (N defaults to a
+  quarter of the model's shorter side), so a small anomaly in a large frame still counts;
+- ``likelihood`` (variational models): the negative evidence lower bound per input value, from the
+  Bernoulli likelihood of the frame under its reconstruction plus KL(q(z|x) || N(0, I));
+- ``sequence`` (LSTM models): the mean squared error of the window of the last T frames (T from the
+  card), reconstructed together.
+
+Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
+of the last k frames (the current one included); the smoothed score is the one compared with the
+threshold. numpy + onnxruntime + OpenCV only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.autoencoder import Autoencoder
+from edge_runtime.card import AnomalySpec
+from edge_runtime.errors import ModelCardError
+from edge_runtime.model import Model
+
+BASE_SCORES = ("mse", "ssim", "patch", "likelihood", "sequence")
+_EPS = 1e-6
+
+
+class NotCalibratedError(ModelCardError):
+    """A model has no anomaly threshold yet: it must be calibrated on normal data first."""
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """The outcome for one frame."""
+
+    score: float  # the (smoothed) score compared with the threshold
+    raw: float  # this frame's score before smoothing
+    flag: bool | None  # score > threshold; None when the model has no threshold
+    error_map: np.ndarray  # float32 (h, w) at the model's size; larger = worse reconstructed
+    index: int  # frames scored since the detector started or was reset
+
+
+def parse_score(name: str, family: str, size: tuple[int, int]) -> tuple[str, int]:
+    """(base score, patch size) for a score name; raises ModelCardError for names this family cannot give."""
+    base, _, arg = name.partition(":")
+    if base not in BASE_SCORES:
+        msg = f"anomaly score {name!r} is not one of {', '.join(BASE_SCORES)} (patch may be written patch:N)"
+        raise ModelCardError(msg)
+    if base == "likelihood" and family != "variational":
+        msg = f"anomaly score 'likelihood' needs a variational model; this one is {family!r}"
+        raise ModelCardError(msg)
+    if base == "sequence" and family != "lstm":
+        msg = f"anomaly score 'sequence' needs an lstm model; this one is {family!r}"
+        raise ModelCardError(msg)
+    patch = max(2, min(size) // 4)
+    if arg:
+        if base != "patch" or not arg.isdigit() or not 1 <= int(arg) <= min(size):
+            msg = f"anomaly score {name!r}: only patch takes a size, 1..{min(size)} (e.g. patch:8)"
+            raise ModelCardError(msg)
+        patch = int(arg)
+    return base, patch
+
+
+def default_score(family: str) -> str:
+    return {"variational": "likelihood", "lstm": "sequence"}.get(family, "mse")
+
+
+def ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM (averaged over channels) of two (H, W, C) float images in [0, 1]; Gaussian window sigma 1.5."""
+    c1, c2 = 0.01**2, 0.03**2
+    out = np.zeros(x.shape[:2], np.float64)
+    for c in range(x.shape[2]):
+        a, b = x[:, :, c].astype(np.float64), y[:, :, c].astype(np.float64)
+
+        def blur(img: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(img, (7, 7), 1.5, borderType=cv2.BORDER_REFLECT)
+
+        ma, mb = blur(a), blur(b)
+        va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+        out += ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return (out / x.shape[2]).astype(np.float32)
+
+
+def max_patch_mean(error: np.ndarray, patch: int) -> float:
+    """Largest mean of ``error`` (H, W) over every patch x patch window inside it."""
+    p = min(patch, *error.shape)
+    s = np.zeros((error.shape[0] + 1, error.shape[1] + 1), np.float64)
+    s[1:, 1:] = error.astype(np.float64).cumsum(0).cumsum(1)
+    sums = s[p:, p:] - s[:-p, p:] - s[p:, :-p] + s[:-p, :-p]
+    return float(sums.max() / (p * p))
+
+
+class AnomalyDetector:
+    """Score frames of a scene with an autoencoder trained on normal footage of it.
+
+    ``score(frame)`` is causal and keeps a little state (the recent frames of a sequence model, the
+    recent scores for smoothing), so one detector follows one stream: give each stream, and each
+    thread, its own detector (they may share one ``Model``). ``reset()`` starts a new stream.
+    """
+
+    def __init__(self, model: str | Path | Model, device: str = "auto", threads: int | None = None,
+                 score: str | None = None, smoothing: int | None = None, threshold: float | None = None) -> None:
+        self.model = model if isinstance(model, Model) else Model(model, device=device, threads=threads)
+        card = self.model.card
+        if card.task == "denoise":
+            msg = (f"{self.model.path}: a denoising model cannot score anomalies; train one on normal footage "
+                   "with 'edge-ae train --task anomaly'")
+            raise ModelCardError(msg)
+        self.ae = Autoencoder(self.model)
+        spec = card.anomaly or AnomalySpec(score=default_score(card.family))
+        self.score_name = score or spec.score
+        self.base, self.patch = parse_score(self.score_name, card.family, self.ae.size)
+        self.smoothing = smoothing if smoothing is not None else (spec.smoothing or 1)
+        if self.smoothing < 1:
+            msg = f"smoothing is {self.smoothing}; expected at least 1 frame"
+            raise ModelCardError(msg)
+        # The card's threshold and statistics belong to the score and smoothing they were calibrated for.
+        same = self.score_name == spec.score and self.smoothing == (spec.smoothing or 1)
+        self.threshold = threshold if threshold is not None else (spec.threshold if same else None)
+        self.stats = dict(spec.stats) if same else {}
+        self.sequence_length = self.ae.sequence_length
+        inputs = self.model.session.get_inputs()
+        self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+        self._latent = next((i for i in inputs[1:]), None)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget earlier frames: the next frame starts a new stream."""
+        self._window: deque[np.ndarray] = deque(maxlen=self.sequence_length)
+        self._recent: deque[float] = deque(maxlen=self.smoothing)
+        self._count = 0
+
+    @property
+    def calibrated(self) -> bool:
+        return self.threshold is not None
+
+    def _run(self, x: np.ndarray, roles: list[str]) -> list[np.ndarray]:
+        feeds = {self.model.input_name: np.ascontiguousarray(x, dtype=self._dtype)}
+        if self._latent is not None:
+            feeds[self._latent.name] = np.zeros((0, self._latent.shape[1]), self._dtype)
+        outs = self.model.session.run([self.ae.roles[r] for r in roles], feeds)
+        return [o.astype(np.float32, copy=False) for o in outs]
+
+    def _hwc(self, v: np.ndarray) -> np.ndarray:
+        """One sample in model layout -> (H, W, C) float."""
+        h, w = self.ae.size
+        if self.ae.layout == "NCHW":
+            return v.reshape(-1, h, w).transpose(1, 2, 0)
+        return v.reshape(h, w, -1)
+
+    def raw_score(self, frame: np.ndarray) -> tuple[float, np.ndarray]:
+        """This frame's score before smoothing and its error map (h, w); advances a sequence model's window."""
+        x = self.ae.frames_to_array([frame])  # (1, ...) in model layout
+        lo, hi = self.ae.spec.value_range
+        if self.ae.layout == "NTF":
+            self._window.append(x[0])
+            seq = np.stack(self._window)[None]  # (1, T, F)
+            y = self._run(seq, ["reconstruction"])[0]
+            if self.base == "sequence":
+                err = (y[0] - seq[0]) ** 2  # (T, F)
+                return float(err.mean()), self._hwc(err[-1]).mean(axis=2) / (hi - lo) ** 2
+            a, b = self._hwc(seq[0, -1]), self._hwc(y[0, -1])
+        elif self.base == "likelihood":
+            y, mean, logvar = self._run(x, ["reconstruction", "mean", "logvar"])
+            a, b = self._hwc(x[0]), self._hwc(y[0])
+            p = np.clip((b - lo) / (hi - lo), _EPS, 1 - _EPS)
+            t = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+            nll = -(t * np.log(p) + (1 - t) * np.log1p(-p))  # (H, W, C) Bernoulli
+            kl = 0.5 * float(np.sum(mean**2 + np.exp(logvar) - 1.0 - logvar))
+            return (float(nll.sum()) + kl) / nll.size, nll.mean(axis=2)
+        else:
+            y = self._run(x, ["reconstruction"])[0]
+            a, b = self._hwc(x[0]), self._hwc(y[0])
+        a, b = (a - lo) / (hi - lo), (b - lo) / (hi - lo)
+        if self.base == "ssim":
+            s = ssim_map(a, b)
+            return float(1.0 - s.mean()), np.clip(1.0 - s, 0.0, 2.0) / 2.0
+        err = ((a - b) ** 2).mean(axis=2)
+        if self.base == "patch":
+            return max_patch_mean(err, self.patch), err
+        return float(err.mean()), err
+
+    def score(self, frame: np.ndarray) -> AnomalyResult:
+        """Score one uint8 frame (H x W grey or H x W x 3 BGR) of the stream."""
+        raw, error_map = self.raw_score(frame)
+        self._recent.append(raw)
+        value = float(np.mean(self._recent)) if len(self._recent) > 1 else raw
+        flag = None if self.threshold is None else bool(value > self.threshold)
+        result = AnomalyResult(value, raw, flag, error_map.astype(np.float32, copy=False), self._count)
+        self._count += 1
+        return result
+
+    __call__ = score
+
+
+def auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+    """Area under the ROC curve of scores (higher = more anomalous), by the Mann-Whitney U statistic; ties count half."""
+    a = np.asarray(normal, np.float64).ravel()
+    b = np.asarray(anomalous, np.float64).ravel()
+    if a.size == 0 or b.size == 0:
+        msg = "AUROC needs at least one normal and one anomalous score"
+        raise ValueError(msg)
+    both = np.concatenate([a, b])
+    order = np.argsort(both, kind="mergesort")
+    ranks = np.empty(both.size, np.float64)
+    sorted_vals = both[order]
+    # average ranks over ties
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_vals)) + 1]
+    ends = np.r_[starts[1:], both.size]
+    avg = (starts + ends - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    u = ranks[a.size :].sum() - b.size * (b.size + 1) / 2.0
+    return float(u / (a.size * b.size))
