@@ -309,3 +309,4 @@ def info(model: str | None, as_json: bool) -> None:
     click.echo("\n".join(lines))
 from edge_runtime import cli_autoencoder as _cli_autoencoder  # noqa: E402,F401
 from edge_runtime import cli_bench as _cli_bench  # noqa: E402,F401
+from edge_runtime import cli_detect as _cli_detect  # noqa: E402,F401
