@@ -27,13 +27,14 @@ import torch
 from torch import nn
 
 from edge_runtime import __version__
-from edge_runtime.card import InputSpec, ModelCard
+from edge_runtime.card import AnomalySpec, InputSpec, ModelCard
 from export.card_io import set_card
 from export.onnx_export import OPSET, ExportError, write_atomic
 from train.checkpoint import load_checkpoint
 from train.loop_ae import AE_FAMILIES
 
 OUTPUTS = {"reconstruction": "reconstruction", "latent": "latent"}
+ANOMALY_SCORES = {"variational": "likelihood", "lstm": "sequence"}  # default score by family (else mse); see edge_runtime.anomaly
 VAE_OUTPUTS = {"reconstruction": "reconstruction", "mean": "mean", "logvar": "logvar", "decoded": "decoded"}
 
 
@@ -46,7 +47,7 @@ def family_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp3
     channels = int(inp["channels"])
     family = cfg["family"]
     return ModelCard(
-        task="reconstruct",
+        task="anomaly" if payload.get("task") == "anomaly" else "reconstruct",
         family=family,
         input=InputSpec(
             layout=inp["layout"],
@@ -59,6 +60,7 @@ def family_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp3
         ),
         outputs=dict(VAE_OUTPUTS if family == "variational" else OUTPUTS),
         precision=precision,
+        anomaly=AnomalySpec(score=ANOMALY_SCORES.get(family, "mse")) if payload.get("task") == "anomaly" else None,
         metrics=dict(payload.get("metrics", {})),
         provenance={
             "preset_config": cfg,

@@ -21,7 +21,9 @@ from train.registry import UnknownFamilyError, list_families
                    "(default: 'ae' for the autoencoder families, else 'default').")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON file of config overrides.")
 @click.option("--family", help=f"Autoencoder family ({', '.join(list_families())}).")
-@click.option("--task", type=click.Choice(["denoise", "reconstruct"]), help="What the model is for.")
+@click.option("--task", type=click.Choice(["denoise", "reconstruct", "anomaly"]),
+              help="What the model is for; anomaly: train on normal footage (default family convolutional), "
+                   "then export and run 'edge-ae calibrate'.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), help="Stop after this much wall time.")
@@ -50,6 +52,10 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
     from train.loop import train_denoiser
     from train.loop_ae import AE_FAMILIES, train_autoencoder
 
+    if overrides.get("task") == "anomaly":
+        overrides["family"] = overrides.get("family") or "convolutional"
+        if overrides["family"] not in AE_FAMILIES:
+            raise click.ClickException(f"--task anomaly trains one of {', '.join(AE_FAMILIES)}; got {overrides['family']!r}")
     if preset is None:
         preset = "ae" if overrides.get("family") in AE_FAMILIES else "default"
     if overrides.get("channels") is not None:

@@ -95,7 +95,8 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
     x_val = to_tensor(np.stack([s.image for s in val_set]), layout) if val_set else None
 
     model_args = model_arguments(cfg, height, width)
-    cfg = dataclasses.replace(cfg, model=model_args, height=height, width=width, task="reconstruct")
+    cfg = dataclasses.replace(cfg, model=model_args, height=height, width=width,
+                              task="anomaly" if cfg.task == "anomaly" else "reconstruct")
     model = create_model(cfg.family, **model_args)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -108,7 +109,7 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
     metrics: dict[str, Any] = {}
     meta: dict[str, Any] = {
         "config": cfg.to_dict(),
-        "task": "reconstruct",
+        "task": cfg.task,
         "input": {"layout": layout, "channels": cfg.channels, "height": height, "width": width,
                   "seq_len": cfg.seq_len if layout == "NTF" else None},
         "data": {"sources": [str(d) for d in data], "train_samples": len(train_set),
