@@ -38,7 +38,9 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class SpeedRow:
+    label: str  # the precision, or "precision:file" when several models share one
     precision: str
+    frame_io: bool  # the model takes uint8 frames and converts inside its graph
     size: str  # "WxH"
     device: str  # what it ran on: "cpu" or "cuda"
     provider: str
@@ -158,7 +160,7 @@ def bench_speed(models: dict[str, Path], sizes: list[tuple[int, int]], devices: 
                 frame = _test_frame(w, h)
                 times = time_calls(lambda f=frame: den.denoise(f), runs, min_seconds)
                 med, p90 = float(np.median(times)), float(np.percentile(times, 90))
-                rows.append(SpeedRow(precision, f"{w}x{h}", den.model.device, den.model.provider, str(path),
+                rows.append(SpeedRow(precision, den.model.card.precision, den.frame_io, f"{w}x{h}", den.model.device, den.model.provider, str(path),
                                      round(path.stat().st_size / 1e6, 3), round(med, 2), round(p90, 2),
                                      round(1000.0 / med, 1), len(times)))
                 log(f"    median {med:.1f} ms, p90 {p90:.1f} ms, {1000.0 / med:.1f} fps ({len(times)} runs)")
@@ -277,10 +279,11 @@ def run_bench(models: list[Path] | None, precisions: list[str], sizes: list[tupl
 
 def format_table(report: BenchReport) -> str:
     """The report as plain-text tables."""
-    head = f"{'precision':<12} {'size':>10} {'device':<6} {'median ms':>10} {'p90 ms':>8} {'fps':>7} {'model MB':>9}"
+    wide = max([12, *(len(r.label) + 1 for r in report.speed)])
+    head = f"{'model':<{wide}} {'size':>10} {'device':<6} {'median ms':>10} {'p90 ms':>8} {'fps':>7} {'model MB':>9}"
     lines = [head, "-" * len(head)]
     for r in report.speed:
-        lines.append(f"{r.precision:<12} {r.size:>10} {r.device:<6} {r.ms_median:>10.1f} {r.ms_p90:>8.1f} "
+        lines.append(f"{r.label:<{wide}} {r.size:>10} {r.device:<6} {r.ms_median:>10.1f} {r.ms_p90:>8.1f} "
                      f"{r.fps:>7.1f} {r.model_mb:>9.2f}")
     if report.quality:
         lines += ["", f"{'method':<12} {'sigma':>6} {'PSNR dB':>8} {'SSIM':>7} {'vs fp32 dB':>11} {'images':>7}",

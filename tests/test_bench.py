@@ -53,6 +53,7 @@ def test_json_has_every_row_asked_for(variants: Path, clean_dir: Path, tmp_path:
     int8 = next(r for r in report["speed"] if r["precision"] == "int8")
     fp32 = next(r for r in report["speed"] if r["precision"] == "fp32")
     assert int8["model"].endswith("tiny.int8.onnx") and int8["model_mb"] < fp32["model_mb"]
+    assert int8["label"] == "int8" and int8["frame_io"] is False
 
     quality = {(q["method"], q["sigma"]): q for q in report["quality"]}
     assert set(quality) == {(m, s) for m in ("noisy", "fp32", "int8", "opencv-nlm") for s in (15.0, 25.0, 50.0)}
