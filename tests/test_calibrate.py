@@ -125,3 +125,21 @@ def test_calibrate_bad_inputs(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["calibrate", str(model)])
     assert r.exit_code != 0 and "NORMAL_DATA" in r.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_calibrate_a_reduced_precision_model(tmp_path: Path, precision: str) -> None:
+    pytest.importorskip("onnx")
+    from export.precision import make_variant
+
+    clip = shared(f"{PED2}/01.mp4")
+    variant = tmp_path / f"scene.{precision}.onnx"
+    make_variant(scene_model(), variant, precision, calibration=clip, max_drop=1.0)
+    cal = calibrate(variant, [str(clip)], max_false_alarm=0.1, device="cpu", threads=1, max_frames=40)
+    card = read_card(variant)
+    assert card.precision == precision and card.anomaly.threshold == cal.threshold
+    assert card.provenance["calibration"]["precision"] == precision
+    det = AnomalyDetector(variant, device="cpu", threads=1)
+    from tests.conftest import read_frames
+
+    assert sum(det.score(f).flag for f in read_frames(clip, 40)) <= 4
