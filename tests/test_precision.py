@@ -127,3 +127,27 @@ def test_without_calibration_data_int8_says_what_to_give(tiny_onnx: Path, tmp_pa
     with pytest.raises(PrecisionError, match="--calibration"):
         make_variant(tiny_onnx, tmp_path / "x.onnx", "int8")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("family", "method"), [("undercomplete", "dynamic"), ("convolutional", "static QDQ")])
+def test_autoencoder_int8_is_gated_by_score_rank_correlation(family: str, method: str, tmp_path: Path) -> None:
+    """Dense families get dynamic quantization, convolutional ones static; the gate compares anomaly scores."""
+    from edge_runtime.autoencoder import Autoencoder
+    from tests._anomaly_util import digit_model, digit_split
+
+    _, test, _ = digit_split(0)
+    data = tmp_path / "digits"
+    data.mkdir()
+    for i in range(0, len(test), 40):
+        cv2.imwrite(str(data / f"d{i:04d}.png"), test[i])
+    fp32 = digit_model(0, family, 60)
+    out = tmp_path / "ae.int8.onnx"
+    card = make_variant(fp32, out, "int8", data)
+    gate = card.metrics["precision_gate"]
+    assert gate["metric"] == "score_rank_corr" and gate["method"].startswith(method)
+    assert card.metrics["precision_drop"] <= 0.02 and gate["spearman"] >= 0.98
+    frames = [cv2.imread(str(p)) for p in sorted(data.iterdir())[:6]]
+    a, b = Autoencoder(fp32, device="cpu"), Autoencoder(out, device="cpu")
+    assert b.model.card.precision == "int8"
+    ea, eb = a.errors(a.frames_to_array(frames)), b.errors(b.frames_to_array(frames))
+    np.testing.assert_allclose(eb, ea, rtol=0.2, atol=1e-3)
