@@ -21,14 +21,17 @@ import cv2
 BOUNDARY = "edgeaeframe"
 
 
-def encode_video(path: Path, max_frames: int = 600, quality: int = 85) -> list[bytes]:
-    """The first ``max_frames`` frames of ``path`` as JPEG images."""
+def encode_video(path: Path, max_frames: int = 600, quality: int = 85, width: int | None = None) -> list[bytes]:
+    """The first ``max_frames`` frames of ``path`` as JPEG images (resized to ``width`` if given)."""
     cap = cv2.VideoCapture(str(path))
     frames: list[bytes] = []
     while len(frames) < max_frames:
         ok, frame = cap.read()
         if not ok:
             break
+        if width:
+            frame = cv2.resize(frame, (width, round(frame.shape[0] * width / frame.shape[1] / 2) * 2),
+                               interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
             frames.append(buf.tobytes())
@@ -105,9 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=8090)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--max-frames", type=int, default=600, help="frames of the video kept in memory and looped")
+    ap.add_argument("--width", type=int, help="resize frames to this width (keeping the aspect ratio)")
     ap.add_argument("--no-loop", action="store_true", help="end each client's stream after the last frame")
     args = ap.parse_args(argv)
-    server = MJPEGServer(encode_video(args.video, args.max_frames), args.fps, args.host, args.port, not args.no_loop)
+    server = MJPEGServer(encode_video(args.video, args.max_frames, width=args.width), args.fps, args.host, args.port, not args.no_loop)
     print(f"serving {args.video} at {server.url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import CLEAN_CLIP, SHARED, psnr, read_frames, shared
+from conftest import CLEAN_CLIP, psnr, read_frames, shared
 
 from edge_runtime.audio import find_ffmpeg, has_audio
 from edge_runtime.pipeline import run_pipeline
