@@ -117,3 +117,27 @@ def test_detect_bad_inputs(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["detect", clip, "-m", str(calibrated()), "--scores", str(tmp_path / "no" / "s.csv")])
     assert r.exit_code == 1 and "does not exist" in r.output
     assert not Path(s).exists()
+
+
+def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> None:
+    """The whole chain through the command line: train on normal video, export, calibrate, detect."""
+    clip = str(shared(f"{PED2}/05.mp4"))
+    ckpt, model = tmp_path / "scene.pt", tmp_path / "scene.onnx"
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", clip, "--height", "24", "--width", "36", "--epochs", "1",
+                                 "--steps-per-epoch", "5", "--threads", "1", "-o", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(model)])
+    assert r.exit_code == 0, r.output
+    from edge_runtime.card_file import read_card
+
+    card = read_card(model)
+    assert card.task == "anomaly" and card.family == "convolutional" and card.anomaly.threshold is None
+    r = CliRunner().invoke(cli, ["calibrate", str(model), clip, "--max-frames", "40", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    scores = tmp_path / "s.csv"
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(model), "--scores", str(scores), "--max-frames", "30",
+                                 "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert len(_rows(scores)) == 30
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", "--family", "conv_denoiser", clip, "-o", str(ckpt)])
+    assert r.exit_code != 0 and "--task anomaly trains one of" in r.output
