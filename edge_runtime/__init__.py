@@ -19,11 +19,15 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
-__all__ = ["Denoiser", "Model", "__version__"]
+__all__ = ["AnomalyDetector", "Denoiser", "Model", "__version__"]
 
 
 def __getattr__(name: str) -> object:
     # Lazy so that `import edge_runtime` stays cheap for the CLI.
+    if name == "AnomalyDetector":
+        from edge_runtime.anomaly import AnomalyDetector
+
+        return AnomalyDetector
     if name == "Denoiser":
         from edge_runtime.denoiser import Denoiser
 
