@@ -108,6 +108,7 @@ def soak(model: str, video: Path, frames: int, width: int, fps: float, port: int
                 n = getattr(r, "frames", 0)
                 if n % 1000 == 0:
                     samples.append((n, rss_kib(), open_fds()))
+                    print(f"frame {n:6d}: RSS {samples[-1][1] / 1024:.1f} MiB, {samples[-1][2]} fds", flush=True)
 
             t0 = time.perf_counter()
             report = run_pipeline(src, den.denoise, Path(tmp) / "live.mp4", max_frames=frames, on_frame=sample,
@@ -121,8 +122,6 @@ def soak(model: str, video: Path, frames: int, width: int, fps: float, port: int
     print(f"{report.frames} frames in {secs:.0f} s ({report.fps:.0f} fps) from a {fps:g} fps MJPEG stream, "
           f"{report.dropped} stale frames skipped, latency max {report.max_latency_ms:.0f} ms")
     print(f"before: RSS {rss_before / 1024:.1f} MiB, {fds_before} fds")
-    for n, rss, fds in samples:
-        print(f"frame {n:6d}: RSS {rss / 1024:.1f} MiB, {fds} fds")
     first = next((rss for n, rss, _ in samples if n >= 1000), samples[0][1])
     last = samples[-1][1]
     print(f"RSS change frame 1000 -> {samples[-1][0]}: {100 * (last - first) / first:+.1f} %")
