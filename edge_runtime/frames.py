@@ -42,19 +42,23 @@ def pad_to_multiple(img: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[i
 def to_planes(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     """A checked frame -> (N, C, H, W) float in the model's range; N = 3 when a grey model takes a colour frame."""
     lo, hi = spec.value_range
-    if frame.ndim == 2:
-        planes = frame[None, None]  # (1, 1, H, W)
-        if spec.channels == 3:
-            planes = np.repeat(planes, 3, axis=1)
-    elif spec.channels == 1:
-        planes = frame.transpose(2, 0, 1)[:, None]  # each colour plane through the grey model
+    scale = (hi - lo) / 255.0
+    if frame.ndim == 3 and spec.channels == 3:
+        # One pass in OpenCV: channel swap, HWC -> CHW, scale and offset (several times faster than numpy).
+        x = cv2.dnn.blobFromImage(frame, scale, swapRB=spec.color_order == "RGB")
+        if lo:
+            x += lo
     else:
-        rgb = frame[:, :, ::-1] if spec.color_order == "RGB" else frame
-        planes = rgb.transpose(2, 0, 1)[None]
-    x = planes.astype(np.float32)
-    x *= (hi - lo) / 255.0
-    if lo:
-        x += lo
+        if frame.ndim == 2:
+            planes = frame[None, None]  # (1, 1, H, W)
+            if spec.channels == 3:
+                planes = np.repeat(planes, 3, axis=1)
+        else:
+            planes = frame.transpose(2, 0, 1)[:, None]  # each colour plane through the grey model
+        x = planes.astype(np.float32)
+        x *= scale
+        if lo:
+            x += lo
     return np.ascontiguousarray(x, dtype=np.float16 if spec.dtype == "float16" else np.float32)
 
 
@@ -64,13 +68,14 @@ def from_planes(y: np.ndarray, frame: np.ndarray, spec: InputSpec) -> np.ndarray
     y = y.astype(np.float32, copy=False)
     if lo:
         y = y - lo
-    y = y * (255.0 / (hi - lo))
+    scale = 255.0 / (hi - lo)
     if frame.ndim == 2:
         out = y[0].mean(axis=0) if y.shape[1] > 1 else y[0, 0]
     elif spec.channels == 1:
-        out = y[:, 0].transpose(1, 2, 0)
+        out = cv2.merge(list(y[:, 0]))
     else:
-        out = y[0].transpose(1, 2, 0)
-        if spec.color_order == "RGB":
-            out = out[:, :, ::-1]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        planes = list(y[0])
+        out = cv2.merge(planes[::-1] if spec.color_order == "RGB" else planes)
+    # Scale, round and saturate to uint8 in one OpenCV pass. The scale is given per channel:
+    # OpenCV 4 reads a bare number as (scale, 0, 0, 0) and would zero the other channels.
+    return cv2.multiply(np.ascontiguousarray(out), (scale,) * 4, dtype=cv2.CV_8U)

@@ -39,9 +39,22 @@ def default_threads() -> int:
     return max(1, n)
 
 
-def default_model_path() -> Path:
-    """The bundled default denoiser shipped inside the package."""
-    return Path(str(resources.files("edge_runtime") / "models" / "default.onnx"))
+# Names of the models shipped inside the package, usable wherever a model path is taken.
+BUNDLED = {"default": "default.onnx", "default-int8": "default.int8.onnx"}
+
+
+def default_model_path(name: str = "default") -> Path:
+    """A model bundled inside the package: ``default`` (fp32) or ``default-int8``."""
+    return Path(str(resources.files("edge_runtime") / "models" / BUNDLED[name]))
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """A model file path; None and the bundled names map to the files inside the package."""
+    if path is None:
+        return default_model_path()
+    if isinstance(path, str) and path in BUNDLED and not Path(path).exists():
+        return default_model_path(path)
+    return Path(path)
 
 
 def choose_providers(device: str, available: list[str] | None = None) -> list[str]:
@@ -82,7 +95,7 @@ class Model:
 
     def __init__(self, path: str | Path | None = None, device: str = "auto", threads: int | None = None,
                  spin: bool | None = None) -> None:
-        self.path = Path(path) if path is not None else default_model_path()
+        self.path = resolve_model_path(path)
         source = str(self.path)
         if not self.path.is_file():
             msg = f"{source}: no such model file"
