@@ -55,6 +55,8 @@ def model_arguments(cfg: TrainConfig, height: int, width: int) -> dict[str, Any]
         args = {"channels": cfg.channels, "height": height, "width": width}
     else:
         args = {"features": features}
+    if cfg.family == "lstm":
+        args["centre"] = True  # recorded in the checkpoint and the card; --config with {"model": {"centre": false}} turns it off
     if cfg.bottleneck is not None:
         if cfg.family == "convolutional":
             msg = "the convolutional family's code size follows from its widths and the frame size; drop --bottleneck"
