@@ -93,7 +93,7 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--threads", type=click.IntRange(min=1), help="CPU threads for onnxruntime (default: all cores).")(fn)
     fn = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
-    fn = click.option("-m", "--model", type=click.Path(dir_okay=False), help="ONNX model file, or a bundled model: default (fp32) or default-int8.")(fn)
+    fn = click.option("-m", "--model", type=click.Path(dir_okay=False), help="ONNX model file (default: the bundled denoiser).")(fn)
     return fn
 
 

@@ -40,11 +40,11 @@ def default_threads() -> int:
 
 
 # Names of the models shipped inside the package, usable wherever a model path is taken.
-BUNDLED = {"default": "default.onnx", "default-int8": "default.int8.onnx"}
+BUNDLED = {"default": "default.onnx"}
 
 
 def default_model_path(name: str = "default") -> Path:
-    """A model bundled inside the package: ``default`` (fp32) or ``default-int8``."""
+    """A model bundled inside the package (``default``: the fp32 denoiser)."""
     return Path(str(resources.files("edge_runtime") / "models" / BUNDLED[name]))
 
 

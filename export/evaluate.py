@@ -21,7 +21,7 @@ import numpy as np
 from edge_runtime.denoiser import Denoiser
 from edge_runtime.quality import add_awgn, nlm, psnr, ssim
 
-NLM_H = {15: [8, 10, 12], 25: [13, 16, 19], 50: [22, 27, 32]}
+NLM_H = {15: [8, 10, 12, 14, 16], 25: [13, 16, 19, 22, 25], 50: [22, 27, 32, 37, 42]}  # brackets the best h, grey and colour
 
 
 def load(folder: Path, names: list[str] | None, grey: bool) -> list[tuple[str, np.ndarray]]:
