@@ -199,10 +199,14 @@ def _prefers_dynamic(proto: onnx.ModelProto) -> bool:
 
 
 def _edge_layers(proto: onnx.ModelProto) -> list[str]:
-    """The first and last convolutions: they see the raw frame and write the output, so they stay
-    float (they are thin, so this costs little speed and saves most of int8's PSNR loss)."""
-    convs = [n.name for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
-    return sorted({convs[0], convs[-1]}) if len(convs) > 2 else []
+    """Layers kept float: the first and last convolutions (they see the raw frame and write the
+    output) and transposed convolutions (onnxruntime gains little from them in int8, and they
+    carry the upsampled detail). They are thin, so this costs little speed and saves PSNR."""
+    convs = [n for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    if len(convs) <= 2:
+        return []
+    keep = {convs[0].name, convs[-1].name} | {n.name for n in convs if n.op_type == "ConvTranspose"}
+    return sorted(keep)
 
 
 def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], card: ModelCard) -> str:
