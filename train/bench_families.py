@@ -158,7 +158,7 @@ def _row(r: dict[str, object]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=600, help="training steps per family (batch 64)")
+    ap.add_argument("--steps", type=int, default=2000, help="training steps per family (batch 64)")
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads")
     ap.add_argument("--families", nargs="*", default=list(AE_FAMILIES))
     ap.add_argument("--data", type=Path, default=MNIST)
