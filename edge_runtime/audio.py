@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 _AUDIO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Audio: ")
-NO_FFMPEG = ("no ffmpeg binary found, so the audio track was not kept; "
+NO_FFMPEG = ("no ffmpeg binary found, so an audio track, if the input has one, was not kept; "
              "install one with: pip install 'edge-ae[video]' (or put ffmpeg on PATH)")
 
 
