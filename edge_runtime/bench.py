@@ -27,7 +27,7 @@ from edge_runtime import __version__
 from edge_runtime.card import card_from_metadata
 from edge_runtime.denoiser import Denoiser
 from edge_runtime.errors import BenchError
-from edge_runtime.model import Model, choose_providers, default_model_path, default_threads
+from edge_runtime.model import choose_providers, default_model_path, default_threads
 
 QUALITY_SIGMAS = (15.0, 25.0, 50.0)
 NLM_H = {15.0: 10.0, 25.0: 15.0, 50.0: 28.0}  # filter strength per sigma (luma h = colour h)

@@ -34,6 +34,16 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
+def count_frames(path: Path) -> int:
+    """Frames a video really holds (decoded count, not the container's claim)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))

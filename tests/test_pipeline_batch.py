@@ -7,21 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
-from conftest import CLEAN_CLIP
+from conftest import CLEAN_CLIP, count_frames
 
 from edge_runtime.batch import is_video_folder, plan_batch
 from edge_runtime.errors import OutputError, SourceError
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
 
 
 @pytest.fixture

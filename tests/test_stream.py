@@ -12,10 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from conftest import CLEAN_CLIP
+from conftest import CLEAN_CLIP, count_frames
 
 from edge_runtime.denoiser import Denoiser
 from edge_runtime.errors import SourceError
@@ -38,15 +37,6 @@ def start_server(port: int, fps: float = 30.0) -> subprocess.Popen[str]:
     line = proc.stdout.readline()
     assert "serving" in line, line
     return proc
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
 
 
 def test_cli_resumes_after_the_server_is_killed_and_restarted(tmp_path: Path, tiny_onnx: Path) -> None:
