@@ -14,7 +14,6 @@ The card's ``outputs`` maps each output name to its role; the runtime finds ever
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import io
 import warnings
 from pathlib import Path
@@ -26,10 +25,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from edge_runtime import __version__
 from edge_runtime.card import AnomalySpec, InputSpec, ModelCard
 from export.card_io import set_card
-from export.onnx_export import OPSET, ExportError, write_atomic
+from export.onnx_export import OPSET, ExportError, provenance, write_atomic
 from train.checkpoint import load_checkpoint
 from train.loop_ae import AE_FAMILIES
 
@@ -62,15 +60,7 @@ def family_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp3
         precision=precision,
         anomaly=AnomalySpec(score=ANOMALY_SCORES.get(family, "mse")) if payload.get("task") == "anomaly" else None,
         metrics=dict(payload.get("metrics", {})),
-        provenance={
-            "preset_config": cfg,
-            "data": payload.get("data", {}),
-            "commit": payload.get("commit"),
-            "trained": payload.get("created"),
-            "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "edge_ae_version": __version__,
-            "torch_version": payload.get("torch_version"),
-        },
+        provenance=provenance(payload),
     )
 
 

@@ -28,6 +28,19 @@ class ExportError(RuntimeError):
     """Raised when an export fails a check; nothing is written."""
 
 
+def provenance(payload: dict[str, Any]) -> dict[str, Any]:
+    """Where a model came from: its training configuration, data, commit and dates."""
+    return {
+        "preset_config": payload["config"],
+        "data": payload.get("data", {}),
+        "commit": payload.get("commit"),
+        "trained": payload.get("created"),
+        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "edge_ae_version": __version__,
+        "torch_version": payload.get("torch_version"),
+    }
+
+
 def image_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp32") -> ModelCard:
     """The card of a convolutional image model (NCHW in, same-size image out)."""
     cfg = payload["config"]
@@ -46,15 +59,7 @@ def image_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp32
         precision=precision,
         noise=payload.get("noise"),
         metrics=dict(payload.get("metrics", {})),
-        provenance={
-            "preset_config": cfg,
-            "data": payload.get("data", {}),
-            "commit": payload.get("commit"),
-            "trained": payload.get("created"),
-            "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "edge_ae_version": __version__,
-            "torch_version": payload.get("torch_version"),
-        },
+        provenance=provenance(payload),
     )
 
 
