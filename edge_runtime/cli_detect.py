@@ -18,7 +18,7 @@ from edge_runtime.cli import _user_errors, cli
 from edge_runtime.errors import OutputError
 
 HOLD = 5  # frames below the release level that close an event
-RELEASE = 0.8  # release level as a share of the threshold
+RELEASE = 0.8  # release level: this share of the way from the normal median score to the threshold
 IMAGE_FPS = 5.0  # frame rate of the annotated video of an image folder
 
 
@@ -87,11 +87,11 @@ def detect_stream(detector: Any, source: Any, scores_path: Path | None = None, e
     import cv2
 
     from edge_runtime.anomaly_draw import annotate, timeline
-    from edge_runtime.events import EventLog, EventTracker, ScoreLog
+    from edge_runtime.events import EventLog, EventTracker, ScoreLog, release_level
     from edge_runtime.sinks import VideoSink, write_image_atomic
 
     thr = detector.threshold
-    low = RELEASE * thr if low is None else low
+    low = release_level(thr, detector.stats, RELEASE) if low is None else low
     tracker = EventTracker(thr, low, hold)
     scale = detector.stats.get("map_p99")
     scale = 2.0 * scale if scale else None
@@ -194,7 +194,8 @@ def detect_stream(detector: Any, source: Any, scores_path: Path | None = None, e
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the score timeline.")
 @click.option("--threshold", type=float, help="Use this threshold instead of the calibrated one.")
 @click.option("--release", type=click.FloatRange(min=0, max=1), default=RELEASE, show_default=True,
-              help="An event closes once the score stays below this share of the threshold ...")
+              help="An event closes once the score stays below this share of the way from the median "
+                   "normal score (from calibration) to the threshold ...")
 @click.option("--hold", type=click.IntRange(min=1), default=HOLD, show_default=True,
               help="... for this many frames in a row.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
@@ -211,7 +212,8 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
 
     Each frame gets a score (causal: it never uses later frames); frames scoring above the
     model's calibrated threshold are flagged, and runs of them become events (an event closes
-    once the score stays below --release x threshold for --hold frames).
+    once the score stays below the release level for --hold frames: --release of the way from
+    the median normal score to the threshold).
 
     \b
     Examples:
@@ -220,6 +222,7 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
       edge-ae detect parts/ -m parts.onnx --scores scores.csv --plot timeline.png
     """
     from edge_runtime.anomaly import AnomalyDetector, NotCalibratedError
+    from edge_runtime.events import release_level
     from edge_runtime.sources import open_source
 
     if (input is None) == (camera is None):
@@ -258,7 +261,8 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
 
     try:
         rep = detect_stream(det, source, paths["scores"], paths["events"], paths["video"],
-                            Path(snapshots) if snapshots else None, paths["plot"], release * det.threshold, hold,
+                            Path(snapshots) if snapshots else None, paths["plot"],
+                            release_level(det.threshold, det.stats, release), hold,
                             max_frames, progress)
     finally:
         source.close()

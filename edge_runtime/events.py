@@ -90,6 +90,17 @@ class EventTracker:
                      int(ev["end_frame"]) - int(ev["start_frame"]) + 1)
 
 
+def release_level(threshold: float, stats: dict[str, float] | None = None, release: float = 0.8) -> float:
+    """The release level of events: ``release`` of the way from the median score of the normal
+    calibration frames (the card's ``p50``) up to the threshold, or ``release`` x threshold when the card
+    has no such statistic. Reconstruction errors never fall to zero: a release level at 0.8 x threshold can
+    lie below every normal frame's score, and an event opened there would never close."""
+    base = (stats or {}).get("p50")
+    if base is None or not 0.0 <= base < threshold:
+        base = 0.0
+    return base + release * (threshold - base)
+
+
 def find_events(scores: list[float], threshold: float, low: float | None = None, hold: int = 5,
                 fps: float | None = None) -> list[Event]:
     """Every event in a whole sequence of scores (frame i at time i / fps, or i without fps)."""

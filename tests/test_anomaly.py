@@ -7,7 +7,7 @@ import pytest
 
 from edge_runtime.anomaly import AnomalyDetector, auroc, max_patch_mean, ssim_map
 from edge_runtime.errors import ModelCardError
-from edge_runtime.events import EventTracker, find_events
+from edge_runtime.events import EventTracker, find_events, release_level
 from tests._anomaly_util import PED2, digit_model, digit_split, scene_model
 from tests.conftest import read_frames, shared
 
@@ -83,6 +83,24 @@ def test_hysteresis_makes_one_event_of_a_wobbling_run() -> None:
     assert len(find_events(list(car), threshold=1.0, low=0.5, hold=5)) == 1
     # without hysteresis (release at the threshold, hold 1) it would be many
     assert len(find_events(list(car), threshold=1.0, low=1.0, hold=1)) == crossings + (car[0] > 1.0)
+
+
+def test_release_level_sits_above_the_normal_score_floor() -> None:
+    # reconstruction errors of normal frames hover at a floor (here 0.90 +- 0.01) close to the threshold;
+    # two people pass. Released at 0.8 x threshold the first event never closes: one event to the end.
+    rng = np.random.default_rng(1)
+    s = 0.90 + 0.01 * rng.standard_normal(120)
+    s[20:40] += 0.5
+    s[80:95] += 0.5
+    thr, stats = 1.0, {"p50": 0.90}
+    assert len(find_events(list(s), thr, 0.8 * thr, hold=5)) == 1
+    low = release_level(thr, stats, 0.8)
+    assert low == pytest.approx(0.98)
+    events = find_events(list(s), thr, low, hold=5)
+    assert [(e.start_frame, e.end_frame) for e in events] == [(20, 39), (80, 94)]
+    # without calibration statistics (or a median at or above the threshold) it is 0.8 x threshold
+    assert release_level(thr, {}, 0.8) == pytest.approx(0.8)
+    assert release_level(thr, {"p50": 1.5}, 0.8) == pytest.approx(0.8)
 
 
 def test_event_tracker_rejects_bad_levels() -> None:

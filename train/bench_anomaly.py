@@ -30,7 +30,7 @@ import torch
 
 from edge_runtime.anomaly import AnomalyDetector, auroc
 from edge_runtime.calibration import calibrate, threshold_for
-from edge_runtime.events import find_events
+from edge_runtime.events import find_events, release_level
 from export.families import export_family
 from train.config import build_config
 from train.loop_ae import train_autoencoder
@@ -181,7 +181,8 @@ def _span(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _intel_metrics(s: np.ndarray, people: list[tuple[int, int]], after: int, thr: float) -> dict[str, Any]:
+def _intel_metrics(s: np.ndarray, people: list[tuple[int, int]], after: int, thr: float,
+                   stats: dict[str, float]) -> dict[str, Any]:
     """AUROC, false alarms, recall and event timing of scores ``s`` of the Intel video against ``people``."""
     n = len(s)
     labels = np.zeros(n, bool)
@@ -191,8 +192,10 @@ def _intel_metrics(s: np.ndarray, people: list[tuple[int, int]], after: int, thr
         near[max(lo - 5, 0) : lo + 5] = True
         near[max(hi - 5, 0) : hi + 6] = True
     test = np.arange(n) > after
-    events = find_events(list(s), thr, 0.8 * thr, 5, fps=10.0)
+    low = release_level(thr, stats)  # as edge-ae detect does by default (release 0.8, hold 5)
+    events = find_events(list(s), thr, low, 5, fps=10.0)
     out: dict[str, Any] = {
+        "threshold": thr, "release_level": low,
         "auroc_all_later_frames": auroc(s[test & ~labels], s[test & labels]),
         "auroc_without_5_frames_at_boundaries": auroc(s[test & ~labels & ~near], s[test & labels & ~near]),
         "false_alarm_empty_later_frames": float(np.mean(s[test & ~labels] > thr)),
@@ -261,9 +264,19 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
                            "train_frames": f"{a}-{b}", "calibration_frames": f"{ca}-{cb} (max false alarm 0)",
                            "evaluated": f"frames {after + 1}-{len(frames) - 1}", "threshold": det.threshold,
                            "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu, 1),
-                           "people": INTEL_PEOPLE, **_intel_metrics(s, INTEL_PEOPLE, after, det.threshold),
+                           "people": INTEL_PEOPLE, **_intel_metrics(s, INTEL_PEOPLE, after, det.threshold, det.stats),
                            "first_labels": {"people": INTEL_PEOPLE_FIRST,
-                                            **_intel_metrics(s, INTEL_PEOPLE_FIRST, after, det.threshold)}}
+                                            **_intel_metrics(s, INTEL_PEOPLE_FIRST, after, det.threshold, det.stats)}}
+    # How events depend on the threshold: the calibrated one times a margin (a sensitivity table, not a tuned value).
+    margins = {}
+    for m in (1.05, 1.1, 1.2, 1.5):
+        r = _intel_metrics(s, INTEL_PEOPLE, after, m * det.threshold, det.stats)
+        margins[str(m)] = {k: r[k] for k in ("false_alarm_empty_later_frames", "recall_person_frames", "events",
+                                               "events_without_person")}
+        margins[str(m)]["timing"] = [(t["first_flag_delay_frames"], t["event_start_minus_enter_frames"],
+                                      t["event_end_minus_leave_frames"], t["events"]) for t in r["timing"]]
+    out["threshold_margin_sensitivity"] = margins
+    out["normal_score_stats"] = {k: det.stats[k] for k in ("p50", "p99", "max") if k in det.stats}
     print(json.dumps(out, indent=1), flush=True)
     return out
 
@@ -277,7 +290,7 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
         base = _train(tmp, "speed_conv", [str(PED2 / "01.mp4")], "convolutional", 30, height=60, width=90, batch=8)
         model = tmp / "speed_cal.onnx"
         calibrate(base, [str(PED2 / "01.mp4")], out=model, device="cpu", threads=1)
-    src = _frames(PED2 / "02.mp4")[:150]
+    src = _frames(PED2 / "02.mp4")[:150] * 4  # 600 frames: the clip four times
     out: dict[str, Any] = {"task": "detect_speed", "model": str(model), "cpu_count": os.cpu_count()}
     for w, h in ((360, 240), (640, 480)):
         clip = tmp / f"speed_{w}x{h}.avi"
@@ -287,6 +300,7 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
         vw.release()
         for what in ("scores only", "all outputs"):
             det = AnomalyDetector(model, device="cpu", threads=1)  # one thread: CPU ms per frame -> fps on one core
+            out["model_input_hw"] = list(det.ae.size)  # frames are resized to this before the model
             source = open_source(str(clip))
             kw: dict[str, Any] = {"scores_path": tmp / "s.csv"}
             if what == "all outputs":
