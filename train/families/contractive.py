@@ -3,31 +3,19 @@ reconstruction + lambda * ||J||_F^2 of the encoder's Jacobian (exact; see train.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from train.families._dense import mlp
+from train.families.undercomplete import DenseAutoencoder
 from train.registry import register_family
 
 
-class ContractiveAutoencoder(nn.Module):
+class ContractiveAutoencoder(DenseAutoencoder):
     """(B, F) -> (B, F); ``encode`` gives the (B, bottleneck) code, sigmoid units."""
 
     def __init__(self, features: int, bottleneck: int = 64, hidden: tuple[int, ...] = ()) -> None:
-        super().__init__()
-        self.features, self.bottleneck = features, bottleneck
+        super().__init__(features, bottleneck, hidden, "sigmoid")
+        # Sigmoid code units (not the linear code of the undercomplete model).
         self.encoder = mlp([features, *hidden, bottleneck], "sigmoid", last="sigmoid")
         self.decoder = mlp([bottleneck, *reversed(hidden), features], "sigmoid", last="sigmoid")
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)  # (B, Z)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)  # (B, F)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encode(x)
-        return self.decode(z), z
 
 
 @register_family("contractive")
