@@ -1,15 +1,16 @@
 """Anomaly scores of frames under an autoencoder trained on normal footage, and the flag they raise.
 
-Scores (the card's ``anomaly.score``; the default follows the family):
+Scores (the card's ``anomaly.score``; without one, the default follows the model's outputs and layout):
 
 - ``mse``: mean squared reconstruction error of the frame;
 - ``ssim``: 1 - mean structural similarity between the frame and its reconstruction;
 - ``patch`` (or ``patch:N``): the largest mean squared error over N x N patches (N defaults to a
   quarter of the model's shorter side), so a small anomaly in a large frame still counts;
-- ``likelihood`` (variational models): the negative evidence lower bound per input value, from the
-  Bernoulli likelihood of the frame under its reconstruction plus KL(q(z|x) || N(0, I));
-- ``sequence`` (LSTM models): the mean squared error of the window of the last T frames (T from the
-  card), reconstructed together.
+- ``likelihood`` (variational models: outputs with the roles mean and logvar): the negative evidence
+  lower bound per input value, from the Bernoulli likelihood of the frame under its reconstruction plus
+  KL(q(z|x) || N(0, I));
+- ``sequence`` (sequence models: input layout NTF, e.g. LSTM): the mean squared error of the window of
+  the last T frames (T from the card), reconstructed together.
 
 Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
 of the last k frames (the current one included); the smoothed score is the one compared with the
@@ -22,20 +23,19 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.autoencoder import Autoencoder
-from edge_runtime.card import AnomalySpec
-from edge_runtime.errors import ModelCardError
+from edge_runtime.card import AnomalySpec, ModelCard
+from edge_runtime.errors import ModelCardError, NotCalibratedError
 from edge_runtime.model import Model
+from edge_runtime.quality import ssim_planes
+
+__all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "default_score", "max_patch_mean",
+           "parse_score", "ssim_map"]
 
 BASE_SCORES = ("mse", "ssim", "patch", "likelihood", "sequence")
 _EPS = 1e-6
-
-
-class NotCalibratedError(ModelCardError):
-    """A model has no anomaly threshold yet: it must be calibrated on normal data first."""
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,26 @@ class AnomalyResult:
     index: int  # frames scored since the detector started or was reset
 
 
-def parse_score(name: str, family: str, size: tuple[int, int]) -> tuple[str, int]:
-    """(base score, patch size) for a score name; raises ModelCardError for names this family cannot give."""
+def _roles(card: ModelCard) -> set[str]:
+    return set(card.outputs.values())
+
+
+def parse_score(name: str, card: ModelCard, size: tuple[int, int]) -> tuple[str, int]:
+    """(base score, patch size) for a score name; raises ModelCardError for a score this model cannot give.
+
+    What a model can give follows from its card: 'likelihood' needs the 'mean' and 'logvar' outputs of
+    a variational encoder, 'sequence' an input of frame sequences (layout NTF).
+    """
     base, _, arg = name.partition(":")
     if base not in BASE_SCORES:
         msg = f"anomaly score {name!r} is not one of {', '.join(BASE_SCORES)} (patch may be written patch:N)"
         raise ModelCardError(msg)
-    if base == "likelihood" and family != "variational":
-        msg = f"anomaly score 'likelihood' needs a variational model; this one is {family!r}"
+    if base == "likelihood" and not {"mean", "logvar"} <= _roles(card):
+        msg = (f"anomaly score 'likelihood' needs a variational model (outputs 'mean' and 'logvar'); "
+               f"this one is {card.family!r}")
         raise ModelCardError(msg)
-    if base == "sequence" and family != "lstm":
-        msg = f"anomaly score 'sequence' needs an lstm model; this one is {family!r}"
+    if base == "sequence" and card.input.layout != "NTF":
+        msg = f"anomaly score 'sequence' needs a sequence model (layout NTF, e.g. lstm); this one is {card.family!r}"
         raise ModelCardError(msg)
     patch = max(2, min(size) // 4)
     if arg:
@@ -70,23 +79,25 @@ def parse_score(name: str, family: str, size: tuple[int, int]) -> tuple[str, int
     return base, patch
 
 
-def default_score(family: str) -> str:
-    return {"variational": "likelihood", "lstm": "sequence"}.get(family, "mse")
+def default_score(card: ModelCard) -> str:
+    """The card's anomaly score; without one, likelihood for variational outputs, sequence for NTF, else mse."""
+    if card.anomaly is not None:
+        return card.anomaly.score
+    if {"mean", "logvar"} <= _roles(card):
+        return "likelihood"
+    if card.input.layout == "NTF":
+        return "sequence"
+    return "mse"
 
 
 def ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-pixel SSIM (averaged over channels) of two (H, W, C) float images in [0, 1]; Gaussian window sigma 1.5."""
-    c1, c2 = 0.01**2, 0.03**2
+    """Per-pixel SSIM (averaged over channels) of two (H, W, C) float images in [0, 1]; Gaussian window 7, sigma 1.5.
+
+    The SSIM of ``edge_runtime.quality`` with a smaller window: anomalies are small, frames are small.
+    """
     out = np.zeros(x.shape[:2], np.float64)
     for c in range(x.shape[2]):
-        a, b = x[:, :, c].astype(np.float64), y[:, :, c].astype(np.float64)
-
-        def blur(img: np.ndarray) -> np.ndarray:
-            return cv2.GaussianBlur(img, (7, 7), 1.5, borderType=cv2.BORDER_REFLECT)
-
-        ma, mb = blur(a), blur(b)
-        va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
-        out += ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+        out += ssim_planes(x[:, :, c], y[:, :, c], 1.0, window=7)
     return (out / x.shape[2]).astype(np.float32)
 
 
@@ -116,9 +127,9 @@ class AnomalyDetector:
                    "with 'edge-ae train --task anomaly'")
             raise ModelCardError(msg)
         self.ae = Autoencoder(self.model)
-        spec = card.anomaly or AnomalySpec(score=default_score(card.family))
+        spec = card.anomaly or AnomalySpec(score=default_score(card))
         self.score_name = score or spec.score
-        self.base, self.patch = parse_score(self.score_name, card.family, self.ae.size)
+        self.base, self.patch = parse_score(self.score_name, card, self.ae.size)
         self.smoothing = smoothing if smoothing is not None else (spec.smoothing or 1)
         if self.smoothing < 1:
             msg = f"smoothing is {self.smoothing}; expected at least 1 frame"
@@ -203,7 +214,10 @@ class AnomalyDetector:
 
 
 def auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
-    """Area under the ROC curve of scores (higher = more anomalous), by the Mann-Whitney U statistic; ties count half."""
+    """Area under the ROC curve of scores (higher = more anomalous), by the Mann-Whitney U statistic.
+
+    Ties count half.
+    """
     a = np.asarray(normal, np.float64).ravel()
     b = np.asarray(anomalous, np.float64).ravel()
     if a.size == 0 or b.size == 0:

@@ -21,9 +21,8 @@ def heat_overlay(frame: np.ndarray, error_map: np.ndarray, scale: float | None, 
     bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame
     h, w = bgr.shape[:2]
     top = scale if scale and scale > 0 else float(error_map.max()) or 1.0
-    m = np.clip(error_map / top * 255.0, 0, 255).astype(np.uint8)
-    m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-    heat = cv2.applyColorMap(m, cv2.COLORMAP_JET)
+    levels = np.clip(error_map / top * 255.0, 0, 255).astype(np.uint8)
+    heat = cv2.applyColorMap(cv2.resize(levels, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_JET)
     return cv2.addWeighted(bgr, 1.0 - alpha, heat, alpha, 0.0)
 
 
@@ -58,10 +57,10 @@ def timeline(scores: Sequence[float], threshold: float, low: float, events: Sequ
     ymax = max(float(s.max()) if s.size else 0.0, threshold) * 1.1 or 1.0
 
     def px(i: float) -> int:
-        return left + int(round(i / (n - 1) * (pw - 1)))
+        return left + round(i / (n - 1) * (pw - 1))
 
     def py(v: float) -> int:
-        return top + ph - 1 - int(round(min(v, ymax) / ymax * (ph - 1)))
+        return top + ph - 1 - round(min(v, ymax) / ymax * (ph - 1))
 
     for ev in events:
         cv2.rectangle(img, (px(ev.start_frame), top), (max(px(ev.end_frame), px(ev.start_frame) + 1), top + ph - 1),

@@ -12,8 +12,9 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+
+from edge_runtime.files import temp_beside
 
 _AUDIO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Audio: ")
 NO_FFMPEG = ("no ffmpeg binary found, so an audio track, if the input has one, was not kept; "
@@ -64,9 +65,7 @@ def remux_audio(video: Path, audio_from: Path, duration: float | None = None, ff
             return f"{audio_from.name} has no audio track"
     except (OSError, subprocess.SubprocessError) as e:
         return f"audio not kept: cannot run {ffmpeg} ({e})"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{video.stem}.", suffix=f".audio{video.suffix}", dir=video.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_beside(video, f".audio{video.suffix}")
     last = ""
     try:
         for audio_codec in ("copy", "aac"):

@@ -15,15 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.errors import EdgeAEError, ModelCardError
+from edge_runtime.errors import AutoencoderInputError, ModelCardError
 from edge_runtime.frames import check_frame
 from edge_runtime.model import Model
 
+__all__ = ["Autoencoder", "AutoencoderInputError", "image_grid"]
+
 CHUNK = 256  # samples per onnxruntime call: bounded memory for long videos
-
-
-class AutoencoderInputError(EdgeAEError):
-    """A request an autoencoder model cannot serve (wrong kind of model, bad sizes or counts)."""
 
 
 class Autoencoder:
@@ -46,7 +44,8 @@ class Autoencoder:
         self.size = (card.input.height, card.input.width)
         self.sequence_length = card.input.sequence_length or 16
         self.latent_role = "mean" if "mean" in self.roles else "latent"
-        self.latent_input = next((i.name for i in self.model.session.get_inputs() if i.name != self.model.input_name), None)
+        inputs = self.model.session.get_inputs()
+        self.latent_input = next((i.name for i in inputs if i.name != self.model.input_name), None)
 
     @property
     def variational(self) -> bool:
@@ -157,7 +156,8 @@ class Autoencoder:
     # -- variational models ------------------------------------------------------------------------------
     def _need_decoder(self) -> None:
         if not self.variational:
-            msg = f"{self.model.path}: a {self.model.card.family} model has no decoder input; sampling needs a variational model"
+            msg = (f"{self.model.path}: a {self.model.card.family} model has no decoder input; "
+                   "sampling needs a variational model")
             raise AutoencoderInputError(msg)
 
     def decode(self, z: np.ndarray) -> list[np.ndarray]:

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import EdgeAEError, OutputError, SourceError
+from edge_runtime.files import VIDEO_SUFFIXES, is_image, is_video
+from edge_runtime.outputs import VIDEO_OUT_SUFFIXES, check_not_input
 from edge_runtime.pipeline import RunReport, run_pipeline
-from edge_runtime.sinks import VIDEO_OUT_SUFFIXES, same_file
-from edge_runtime.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Source, open_source
+from edge_runtime.sources import Source, open_source
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,13 @@ def is_video_folder(path: Path) -> bool:
     """A folder with videos in it (at any depth) and no images directly inside."""
     if not path.is_dir():
         return False
-    if any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+    if any(p.is_file() and is_image(p) for p in path.iterdir()):
         return False
     return any(_videos_in(path))
 
 
 def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                  and not p.name.startswith("."))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_video(p) and not p.name.startswith("."))
 
 
 def _output_name(rel: Path) -> Path:
@@ -84,7 +84,7 @@ def plan_batch(inputs: Sequence[str | Path], out_dir: str | Path) -> list[BatchI
             if not found:
                 msg = f"{given}: folder has no videos ({', '.join(VIDEO_SUFFIXES)})"
                 raise SourceError(msg)
-        elif given.suffix.lower() in VIDEO_SUFFIXES:
+        elif is_video(given):
             found = [(given, Path(given.name))]
         else:
             msg = f"{given}: not a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of videos"
@@ -94,9 +94,7 @@ def plan_batch(inputs: Sequence[str | Path], out_dir: str | Path) -> list[BatchI
             if dst in taken:
                 msg = f"{src} and {taken[dst]} would both be written to {dst}; denoise them in separate runs"
                 raise OutputError(msg)
-            if same_file(src, dst):
-                msg = f"{dst}: the output is the input; choose another output folder"
-                raise OutputError(msg)
+            check_not_input(dst, [src], "{output}: the output is the input; choose another output folder")
             taken[dst] = src
             items.append(BatchItem(src, dst))
     return items

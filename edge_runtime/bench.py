@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -27,11 +28,12 @@ from edge_runtime import __version__
 from edge_runtime.card import card_from_metadata
 from edge_runtime.denoiser import Denoiser
 from edge_runtime.errors import BenchError
-from edge_runtime.model import choose_providers, default_model_path, default_threads
+from edge_runtime.files import is_image
+from edge_runtime.model import choose_providers, default_model_path, default_threads, sample_clip
+from edge_runtime.quality import psnr, ssim
 
 QUALITY_SIGMAS = (15.0, 25.0, 50.0)
 NLM_H = {15.0: 10.0, 25.0: 15.0, 50.0: 28.0}  # filter strength per sigma (luma h = colour h)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 Log = Callable[[str], None]
 
@@ -122,10 +124,7 @@ def find_variants(model: Path, precisions: list[str]) -> dict[str, Path]:
 
 def _test_frame(w: int, h: int) -> np.ndarray:
     """A real frame (the bundled sample clip) resized to w x h, or a textured pattern without it."""
-    from importlib import resources
-
-    clip = Path(str(resources.files("edge_runtime") / "samples" / "sample.mp4"))
-    cap = cv2.VideoCapture(str(clip))
+    cap = cv2.VideoCapture(str(sample_clip()))
     ok, frame = cap.read()
     cap.release()
     if not ok:
@@ -150,7 +149,7 @@ def bench_speed(models: dict[str, Path], sizes: list[tuple[int, int]], devices: 
                 threads: int | None = None, spin: bool | None = None, runs: int = 20, min_seconds: float = 1.0,
                 log: Log = lambda s: None) -> list[SpeedRow]:
     """One row per precision x size x device."""
-    rows = []
+    rows: list[SpeedRow] = []
     total = len(models) * len(sizes) * len(devices)
     for device in devices:
         for precision, path in models.items():
@@ -158,33 +157,13 @@ def bench_speed(models: dict[str, Path], sizes: list[tuple[int, int]], devices: 
             for w, h in sizes:
                 log(f"[{len(rows) + 1}/{total}] {precision} {w}x{h} on {den.model.provider} ...")
                 frame = _test_frame(w, h)
-                times = time_calls(lambda f=frame: den.denoise(f), runs, min_seconds)
+                times = time_calls(functools.partial(den.denoise, frame), runs, min_seconds)
                 med, p90 = float(np.median(times)), float(np.percentile(times, 90))
-                rows.append(SpeedRow(precision, den.model.card.precision, den.frame_io, f"{w}x{h}", den.model.device, den.model.provider, str(path),
-                                     round(path.stat().st_size / 1e6, 3), round(med, 2), round(p90, 2),
-                                     round(1000.0 / med, 1), len(times)))
+                rows.append(SpeedRow(precision, den.model.card.precision, den.frame_io, f"{w}x{h}", den.model.device,
+                                     den.model.provider, str(path), round(path.stat().st_size / 1e6, 3),
+                                     round(med, 2), round(p90, 2), round(1000.0 / med, 1), len(times)))
                 log(f"    median {med:.1f} ms, p90 {p90:.1f} ms, {1000.0 / med:.1f} fps ({len(times)} runs)")
     return rows
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Gaussian window 11, sigma 1.5, on the 0..255 scale), averaged over channels."""
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    x, y = a.astype(np.float64), b.astype(np.float64)
-
-    def blur(z: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    num = (2 * mx * my + c1) * (2 * sxy + c2)
-    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
-    return float(np.mean(num / den))
 
 
 def _clean_images(folder: Path, limit: int) -> list[np.ndarray]:
@@ -193,7 +172,7 @@ def _clean_images(folder: Path, limit: int) -> list[np.ndarray]:
         raise BenchError(msg)
     images = []
     for f in sorted(folder.rglob("*")):
-        if f.suffix.lower() in IMAGE_SUFFIXES:
+        if is_image(f):
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is not None:
                 images.append(img)
@@ -213,7 +192,7 @@ def bench_quality(models: dict[str, Path], folder: Path, limit: int = 8, threads
     rng = np.random.default_rng(0)
     rows: list[QualityRow] = []
     for sigma in QUALITY_SIGMAS:
-        log(f"quality σ={sigma:g}: {len(images)} images, {', '.join(dens)} and OpenCV non-local means ...")
+        log(f"quality σ={sigma:g}: {len(images)} images, {', '.join(dens)} and OpenCV non-local means ...")  # noqa: RUF001
         scores: dict[str, list[tuple[float, float]]] = {}
         for clean in images:
             noisy = np.clip(clean + rng.normal(0.0, sigma, clean.shape) + 0.5, 0, 255).astype(np.uint8)

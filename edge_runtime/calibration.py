@@ -20,16 +20,14 @@ import numpy as np
 from edge_runtime.anomaly import AnomalyDetector
 from edge_runtime.card import AnomalySpec, ModelCard
 from edge_runtime.card_file import write_card
-from edge_runtime.errors import EdgeAEError, OutputError, SourceError
+from edge_runtime.errors import CalibrationError, SourceError
+from edge_runtime.files import is_image, is_video
 from edge_runtime.model import Model
-from edge_runtime.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, open_source
+from edge_runtime.outputs import check_not_input
+from edge_runtime.sources import Frame, open_source
 
 DEFAULT_FALSE_ALARM = 0.01
 MAP_SAMPLES = 4096  # error-map values kept per frame for the heat-map scale
-
-
-class CalibrationError(EdgeAEError):
-    """Calibration settings or normal data that cannot give a threshold."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def threshold_for(scores: np.ndarray, max_false_alarm: float) -> float:
     if s.size == 0:
         msg = "no scores to calibrate on"
         raise CalibrationError(msg)
-    k = int(math.floor(max_false_alarm * s.size + 1e-9))  # frames allowed above the threshold
+    k = math.floor(max_false_alarm * s.size + 1e-9)  # frames allowed above the threshold
     return float(s[min(k, s.size - 1)])
 
 
@@ -58,7 +56,8 @@ def false_alarm_share(max_false_alarm: float | None, quantile: float | None) -> 
     if max_false_alarm is not None and quantile is not None:
         msg = "give --quantile or --max-false-alarm, not both"
         raise CalibrationError(msg)
-    r = (1.0 - quantile) if quantile is not None else (DEFAULT_FALSE_ALARM if max_false_alarm is None else max_false_alarm)
+    allowed = DEFAULT_FALSE_ALARM if max_false_alarm is None else max_false_alarm
+    r = 1.0 - quantile if quantile is not None else allowed
     if not 0.0 <= r < 1.0:
         what = f"quantile {quantile}" if quantile is not None else f"max false alarm rate {max_false_alarm}"
         msg = f"{what} is out of range; expected a quantile in (0, 1] or a rate in [0, 1)"
@@ -71,9 +70,8 @@ def streams(data: list[str | int]) -> Iterator[tuple[str, Iterator[Frame]]]:
     a stream URL or a camera index. A detector restarts (smoothing, sequence window) at each stream."""
     for spec in data:
         path = Path(str(spec)) if not isinstance(spec, int) else None
-        if path is not None and path.is_dir() and not any(
-                p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file()):
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if path is not None and path.is_dir() and not any(is_image(p) for p in path.iterdir() if p.is_file()):
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and is_video(p))
             if not videos:
                 msg = f"{path}: folder has no images or videos to calibrate on"
                 raise SourceError(msg)
@@ -127,11 +125,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     r = false_alarm_share(max_false_alarm, quantile)
     model_path = Path(model)
     target = Path(out) if out is not None else model_path
-    for spec in data:
-        if not isinstance(spec, int) and Path(str(spec)).exists() and target.exists() \
-                and Path(str(spec)).resolve() == target.resolve():
-            msg = f"{target}: the output is one of the normal data inputs; choose another output"
-            raise OutputError(msg)
+    check_not_input(target, data, "{output}: the output is one of the normal data inputs; choose another output")
     m = Model(model_path, device=device, threads=threads)
     det = AnomalyDetector(m, score=score, smoothing=smoothing)
     det.threshold = None

@@ -17,7 +17,9 @@ CARD_KEY = "edge_ae.card"
 SCHEMA_VERSION = 1
 
 TASKS = ("denoise", "anomaly", "both", "reconstruct")
-LAYOUTS = ("NCHW", "NHWC", "NF", "NTF")  # image batch; uint8 frame batch (BGR, conversion inside the graph); flattened fixed-size images; sequences of flattened frames
+# image batch; uint8 frame batch (BGR, conversion inside the graph); flattened fixed-size images;
+# sequences of flattened frames
+LAYOUTS = ("NCHW", "NHWC", "NF", "NTF")
 COLOR_ORDERS = ("RGB", "BGR", "GREY")
 PRECISIONS = ("fp32", "fp16", "int8")
 GREY_MODES = ("replicate", "native", "none")

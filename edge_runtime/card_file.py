@@ -10,11 +10,11 @@ renamed into place only after onnxruntime has opened it and read the new card ba
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from edge_runtime.card import CARD_KEY, ModelCard, card_from_metadata
-from edge_runtime.errors import ModelCardError, ModelLoadError, OutputError
+from edge_runtime.errors import ModelCardError, ModelLoadError
+from edge_runtime.files import atomic_path, check_writable
 
 METADATA_PROPS = 14  # ModelProto.metadata_props
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -141,25 +141,15 @@ def write_card(model: str | Path, card: ModelCard, out: str | Path | None = None
         msg = f"{src}: cannot read the model ({e.strerror})"
         raise ModelLoadError(msg) from None
     new = replace_metadata(data, CARD_KEY, card.to_json(), str(src))
-    parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        msg = f"{dst}: folder {parent} does not exist"
-        raise OutputError(msg)
-    if dst.is_dir():
-        msg = f"{dst}: is a folder, expected a file name"
-        raise OutputError(msg)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent)
-    except OSError as e:
-        msg = f"{dst}: cannot write in folder {parent} ({e.strerror})"
-        raise OutputError(msg) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+    check_writable(dst)
+    mode = dst.stat().st_mode & 0o777 if dst.exists() else None  # a recalibrated model keeps its mode
+    with atomic_path(dst, mode=mode) as tmp:
+        with open(tmp, "wb") as f:
             f.write(new)
             f.flush()
             os.fsync(f.fileno())
         try:
-            session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
             got = session.get_modelmeta().custom_metadata_map.get(CARD_KEY)
         except Exception as e:  # the rewrite broke the file: never put it in place
             msg = f"{dst}: the rewritten model does not load ({str(e).strip().splitlines()[0]}); nothing was written"
@@ -167,16 +157,4 @@ def write_card(model: str | Path, card: ModelCard, out: str | Path | None = None
         if got != card.to_json():
             msg = f"{dst}: the rewritten model does not carry the new card; nothing was written"
             raise ModelCardError(msg)
-        mode = dst.stat().st_mode & 0o777 if dst.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dst
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import ModelCardError
-from edge_runtime.frames import check_frame, from_planes, pad_to_multiple, to_planes
+from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_multiple, to_planes
 from edge_runtime.model import Model
 
 TILE_MARGIN = 32  # context kept around each tile: wider than the model's receptive field needs for no seams
@@ -71,13 +71,8 @@ class Denoiser:
         return self._run_padded(x)
 
     def _run_padded(self, x: np.ndarray) -> np.ndarray:
-        m = self.spec.spatial_multiple
         h, w = x.shape[2:]
-        ph, pw = -h % m, -w % m
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "edge"
-            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
-        return self._infer(x)[:, :, :h, :w]
+        return self._infer(pad_planes(x, self.spec.spatial_multiple))[:, :, :h, :w]
 
     def _run_tiled(self, x: np.ndarray, tile: int) -> np.ndarray:
         """Process overlapping tiles and keep each tile's centre, so no seams show."""

@@ -29,3 +29,15 @@ class OutputError(EdgeAEError):
 
 class BenchError(EdgeAEError):
     """A benchmark cannot run as asked (bad size, missing model variant, no quality images)."""
+
+
+class NotCalibratedError(ModelCardError):
+    """A model has no anomaly threshold yet: it must be calibrated on normal data first."""
+
+
+class CalibrationError(EdgeAEError):
+    """Calibration settings or normal data that cannot give a threshold."""
+
+
+class AutoencoderInputError(EdgeAEError):
+    """A request an autoencoder model cannot serve (wrong kind of model, bad sizes or counts)."""

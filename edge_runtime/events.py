@@ -17,6 +17,9 @@ from typing import IO
 
 from edge_runtime.errors import OutputError
 
+HOLD = 5  # frames below the release level that close an event
+RELEASE = 0.8  # release level: this share of the way from the normal median score to the threshold
+
 
 @dataclass(frozen=True)
 class Event:
@@ -35,7 +38,7 @@ class Event:
 class EventTracker:
     """Feed it one score per frame in order; it returns each event when the event closes."""
 
-    def __init__(self, threshold: float, low: float | None = None, hold: int = 5) -> None:
+    def __init__(self, threshold: float, low: float | None = None, hold: int = HOLD) -> None:
         low = threshold if low is None else low
         if not low <= threshold:
             msg = f"the release level {low:g} is above the threshold {threshold:g}; it must be at or below it"
@@ -90,7 +93,7 @@ class EventTracker:
                      int(ev["end_frame"]) - int(ev["start_frame"]) + 1)
 
 
-def release_level(threshold: float, stats: dict[str, float] | None = None, release: float = 0.8) -> float:
+def release_level(threshold: float, stats: dict[str, float] | None = None, release: float = RELEASE) -> float:
     """The release level of events: ``release`` of the way from the median score of the normal
     calibration frames (the card's ``p50``) up to the threshold, or ``release`` x threshold when the card
     has no such statistic. Reconstruction errors never fall to zero: a release level at 0.8 x threshold can
@@ -101,7 +104,7 @@ def release_level(threshold: float, stats: dict[str, float] | None = None, relea
     return base + release * (threshold - base)
 
 
-def find_events(scores: list[float], threshold: float, low: float | None = None, hold: int = 5,
+def find_events(scores: list[float], threshold: float, low: float | None = None, hold: int = HOLD,
                 fps: float | None = None) -> list[Event]:
     """Every event in a whole sequence of scores (frame i at time i / fps, or i without fps)."""
     tracker = EventTracker(threshold, low, hold)

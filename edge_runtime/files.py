@@ -16,6 +16,14 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 
 
 def _umask() -> int:
+    # Read it where the kernel shows it (Linux 4.7+): setting and restoring the umask would change it,
+    # for a moment, for every thread of the host process.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -58,14 +66,11 @@ def check_writable(path: Path) -> None:
         raise OutputError(msg)
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path, suffix: str = ".partial") -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``path``; on success it is renamed onto ``path``.
+def temp_beside(path: Path, suffix: str = ".partial") -> Path:
+    """Create an empty private (0600) hidden file beside ``path`` and return its name.
 
-    On any error the temporary file is removed and ``path`` is left as it was. An ``OSError``
-    (disk full, I/O error) becomes an ``OutputError`` naming ``path`` and the cause.
+    Used to write an output under a name no reader mistakes for the finished file; see ``move_into_place``.
     """
-    path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=parent)
@@ -73,11 +78,28 @@ def atomic_path(path: Path, suffix: str = ".partial") -> Iterator[Path]:
         msg = f"{path}: cannot write in folder {parent} ({e.strerror})"
         raise OutputError(msg) from None
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+def move_into_place(tmp: Path, path: Path, mode: int | None = None) -> None:
+    """Give the finished ``tmp`` the usual mode for new files (or ``mode``) and rename it onto ``path``."""
+    os.chmod(tmp, FILE_MODE if mode is None else mode)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ".partial", mode: int | None = None) -> Iterator[Path]:
+    """Yield a hidden temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    On any error the temporary file is removed and ``path`` is left as it was. An ``OSError``
+    (disk full, I/O error) becomes an ``OutputError`` naming ``path`` and the cause. The finished
+    file gets ``mode``, by default the usual mode for new files.
+    """
+    path = Path(path)
+    tmp = temp_beside(path, suffix)
     try:
         yield tmp
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        move_into_place(tmp, path, mode)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         msg = f"{path}: could not be written ({e.strerror or e}); nothing was replaced"

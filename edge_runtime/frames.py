@@ -28,15 +28,29 @@ def check_frame(frame: object) -> np.ndarray:
     return frame
 
 
-def pad_to_multiple(img: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad bottom/right by mirroring (edge copy for 1-pixel sides) so both sides divide ``multiple``."""
-    h, w = img.shape[:2]
+def padding(h: int, w: int, multiple: int) -> tuple[int, int, bool]:
+    """Rows and columns to add at the bottom and right so both sides divide ``multiple``, and whether to
+    mirror the frame into them (else its edge pixels are repeated: a mirror needs more pixels than it adds)."""
     ph, pw = -h % multiple, -w % multiple
+    return ph, pw, ph < h and pw < w
+
+
+def pad_to_multiple(img: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A frame (H x W [x C]) padded by the ``padding`` rule, and its size before."""
+    h, w = img.shape[:2]
+    ph, pw, mirror = padding(h, w, multiple)
     if ph == 0 and pw == 0:
         return img, (h, w)
-    border = cv2.BORDER_REFLECT_101 if min(h, w) > 1 and ph < h and pw < w else cv2.BORDER_REPLICATE
-    out = cv2.copyMakeBorder(img, 0, ph, 0, pw, border)
+    out = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if mirror else cv2.BORDER_REPLICATE)
     return out, (h, w)
+
+
+def pad_planes(x: np.ndarray, multiple: int) -> np.ndarray:
+    """Planes (N, C, H, W) padded by the ``padding`` rule (numpy's "reflect" is OpenCV's BORDER_REFLECT_101)."""
+    ph, pw, mirror = padding(x.shape[2], x.shape[3], multiple)
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if mirror else "edge")
 
 
 def to_planes(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -45,7 +59,7 @@ def to_planes(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     scale = (hi - lo) / 255.0
     if frame.ndim == 3 and spec.channels == 3:
         # One pass in OpenCV: channel swap, HWC -> CHW, scale and offset (several times faster than numpy).
-        x = cv2.dnn.blobFromImage(frame, scale, swapRB=spec.color_order == "RGB")
+        x: np.ndarray = np.asarray(cv2.dnn.blobFromImage(frame, scale, swapRB=spec.color_order == "RGB"))
         if lo:
             x += lo
     else:
@@ -78,4 +92,5 @@ def from_planes(y: np.ndarray, frame: np.ndarray, spec: InputSpec) -> np.ndarray
         out = cv2.merge(planes[::-1] if spec.color_order == "RGB" else planes)
     # Scale, round and saturate to uint8 in one OpenCV pass. The scale is given per channel:
     # OpenCV 4 reads a bare number as (scale, 0, 0, 0) and would zero the other channels.
-    return cv2.multiply(np.ascontiguousarray(out), (scale,) * 4, dtype=cv2.CV_8U)
+    # (OpenCV's type stubs know only arrays as the second operand.)
+    return cv2.multiply(np.ascontiguousarray(out), (scale,) * 4, dtype=cv2.CV_8U)  # type: ignore[call-overload]

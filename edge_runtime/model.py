@@ -48,6 +48,11 @@ def default_model_path(name: str = "default") -> Path:
     return Path(str(resources.files("edge_runtime") / "models" / BUNDLED[name]))
 
 
+def sample_clip() -> Path:
+    """The short noisy sample clip bundled with the package."""
+    return Path(str(resources.files("edge_runtime") / "samples" / "sample.mp4"))
+
+
 def resolve_model_path(path: str | Path | None) -> Path:
     """A model file path; None and the bundled names map to the files inside the package."""
     if path is None:
@@ -154,4 +159,5 @@ class Model:
         return dict(zip(self.output_names, outs, strict=True))
 
     def __repr__(self) -> str:
-        return f"Model({str(self.path)!r}, family={self.card.family!r}, task={self.card.task!r}, provider={self.provider!r})"
+        card = self.card
+        return f"Model({str(self.path)!r}, family={card.family!r}, task={card.task!r}, provider={self.provider!r})"

@@ -1,8 +1,12 @@
 """Source -> model -> sinks, with timing figures; Ctrl-C and SIGTERM end cleanly with every output finalised.
 
-For files, decoding, the model and encoding run on three threads joined by small bounded queues,
+For files, decoding, the model and writing run on three threads joined by small bounded queues,
 so the model is rarely kept waiting and memory stays bounded; every frame goes through, in order.
 Live sources already read on their own thread and hand over only their newest frame.
+
+The model step returns a result per frame (a denoised frame, an anomaly score, ...); a sink
+(``ResultSink``) writes the results on the writer thread. A path as the output means the frame
+sink of ``edge_runtime.sinks``: a video, an image or a folder, chosen from the path and the source.
 """
 
 from __future__ import annotations
@@ -16,25 +20,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, overload
 
-import cv2
 import numpy as np
 
-from edge_runtime.errors import OutputError
-from edge_runtime.sinks import (
-    VIDEO_OUT_SUFFIXES,
-    ImageFolderSink,
-    VideoSink,
-    WindowSink,
-    check_writable,
-    same_file,
-    write_image_atomic,
-)
-from edge_runtime.sources import IMAGE_SUFFIXES, Frame, ImageSource, Source, VideoSource
+from edge_runtime.sinks import FrameSink, WindowSink
+from edge_runtime.sources import Frame, Source
 
 QUEUE_FRAMES = 8  # frames buffered between stages: enough to ride out jitter, small enough for memory
 _POLL = 0.1  # seconds between checks for a stop request while a stage waits
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 
 @dataclass
@@ -63,85 +60,24 @@ class RunReport:
         return 1000 * self.model_seconds / self.frames if self.frames else 0.0
 
 
-class _Outputs:
-    """The sinks of one run, chosen from the output path and the source kind."""
+class ResultSink(Protocol[R_contra]):
+    """Where the results of a run go; ``run_pipeline`` calls ``prepare`` once, ``write`` per frame, then
+    ``finish`` (also after Ctrl-C) or ``abort`` (after an error)."""
 
-    def __init__(self, source: Source, output: Path | None, window: WindowSink | None, audio: bool = True) -> None:
-        self.video: VideoSink | None = None
-        self.folder: ImageFolderSink | None = None
-        self.image: Path | None = None
-        self.window = window
-        self.output = output
-        self.source = source
-        self.audio_from = source.path if audio and isinstance(source, VideoSource) else None
-        self.notes: list[str] = []
-        if output is None:
-            return
-        if source.path is not None and (same_file(source.path, output) or same_file(output, source.path)):
-            msg = f"{output}: the output is the input; choose another output so the input is kept"
-            raise OutputError(msg)
-        if isinstance(source, ImageSource) and source.path is not None and source.path.is_dir():
-            if output.suffix:
-                msg = f"{output}: the input is a folder, so the output must be a folder (no file extension)"
-                raise OutputError(msg)
-            self.folder = ImageFolderSink(output)
-        elif isinstance(source, ImageSource):
-            if output.suffix.lower() not in IMAGE_SUFFIXES:
-                msg = f"{output}: the input is an image, so the output must be an image ({', '.join(IMAGE_SUFFIXES)})"
-                raise OutputError(msg)
-            check_writable(output)
-            self.image = output
-        else:
-            if output.suffix.lower() not in VIDEO_OUT_SUFFIXES:
-                msg = f"{output}: the input is a video, so the output must be a video ({', '.join(VIDEO_OUT_SUFFIXES)})"
-                raise OutputError(msg)
-            check_writable(output)
-            # The writer is created on the first frame, when the size is certain.
+    notes: list[str]  # remarks for the user, e.g. what happened to the audio track
 
-    def open(self, first: np.ndarray) -> None:
-        """Create the video writer for frames like ``first`` (so a bad output fails before any progress)."""
-        if self.output is not None and self.folder is None and self.image is None and self.video is None:
-            fps = self.source.fps or 30.0
-            self.video = VideoSink(self.output, fps, (first.shape[1], first.shape[0]), audio_from=self.audio_from)
+    def prepare(self, frame: Frame, result: R_contra) -> None:
+        """The first result, on the model thread: open what needs its size, so a bad output fails early."""
 
-    def write(self, result: np.ndarray, name: str | None) -> None:
-        if self.output is None:
-            return
-        if self.folder is not None:
-            self.folder.write(result, name or "frame.png")
-        elif self.image is not None:
-            write_image_atomic(self.image, result)
-        else:
-            self.open(result)
-            assert self.video is not None
-            size = self.video.size
-            if self.source.live and (result.shape[1], result.shape[0]) != size:
-                # A camera or stream that came back at another size: keep one playable video.
-                if not any(n.startswith("resized") for n in self.notes):
-                    self.notes.append(f"resized frames of {result.shape[1]}x{result.shape[0]} to the video's "
-                                      f"{size[0]}x{size[1]} after the source changed size")
-                result = cv2.resize(result, size, interpolation=cv2.INTER_AREA)
-            self.video.write(result)
+    def write(self, frame: Frame, result: R_contra) -> None:
+        """One result, on the writer thread, in frame order."""
 
     def finish(self) -> list[str]:
-        done = []
-        if self.video is not None:
-            self.video.close()
-            if self.video.note:
-                self.notes.append(self.video.note)
-            if self.video.frames:
-                done.append(str(self.video.path))
-        if self.folder is not None or self.image is not None:
-            done.append(str(self.output))
-        if self.window is not None:
-            self.window.close()
-        return done
+        """Finalise every output; the outputs written."""
+        ...
 
     def abort(self) -> None:
-        if self.video is not None:
-            self.video.abort()
-        if self.window is not None:
-            self.window.close()
+        """Remove what is unfinished (a video under its temporary name)."""
 
 
 class _Stop:
@@ -223,9 +159,9 @@ class _Reader(threading.Thread):
             try:
                 item = self.queue.get(timeout=_POLL)
             except queue.Empty:
-                if self.stop.is_set() or not self.is_alive() and self.queue.empty():
+                if self.stop.is_set() or (not self.is_alive() and self.queue.empty()):
                     if self.error is not None:
-                        raise self.error
+                        raise self.error from None
                     return
                 continue
             if item is _END:
@@ -235,12 +171,12 @@ class _Reader(threading.Thread):
             yield item
 
 
-class _Writer(threading.Thread):
-    """Encodes results behind the model, in order; drains its queue before it ends."""
+class _Writer(threading.Thread, Generic[R]):
+    """Writes results behind the model, in order; drains its queue before it ends."""
 
-    def __init__(self, outputs: _Outputs, report: RunReport, size: int) -> None:
+    def __init__(self, sink: ResultSink[R], report: RunReport, size: int) -> None:
         super().__init__(name="edge-ae encode", daemon=True)
-        self.outputs, self.report = outputs, report
+        self.sink, self.report = sink, report
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=size)
         self.error: BaseException | None = None
         self.written = 0
@@ -254,7 +190,7 @@ class _Writer(threading.Thread):
                 continue  # keep draining so the model thread never blocks on a dead writer
             frame, result = item
             try:
-                self.outputs.write(result, frame.name)
+                self.sink.write(frame, result)
             except BaseException as e:
                 self.error = e
                 continue
@@ -264,7 +200,7 @@ class _Writer(threading.Thread):
                 self.report.latency_ms = lat
                 self.report.max_latency_ms = max(self.report.max_latency_ms, lat)
 
-    def put(self, item: object) -> None:
+    def put(self, item: tuple[Frame, R]) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -276,18 +212,55 @@ class _Writer(threading.Thread):
                     return
 
 
+@overload
 def run_pipeline(
     source: Source,
     process: Callable[[np.ndarray], np.ndarray],
-    output: str | Path | None = None,
+    output: str | Path | ResultSink[np.ndarray] | None = None,
     window: WindowSink | None = None,
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
+    report: RunReport | None = None,
+) -> RunReport: ...
+
+
+@overload
+def run_pipeline(
+    source: Source,
+    process: Callable[[np.ndarray], R],
+    output: ResultSink[R],
+    window: None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[RunReport], None] | None = None,
+    audio: bool = True,
+    queue_frames: int = QUEUE_FRAMES,
+    handle_signals: bool = True,
+    report: RunReport | None = None,
+) -> RunReport: ...
+
+
+def run_pipeline(
+    source: Source,
+    process: Callable[[np.ndarray], Any],
+    output: str | Path | ResultSink[Any] | None = None,
+    window: WindowSink | None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[RunReport], None] | None = None,
+    audio: bool = True,
+    queue_frames: int = QUEUE_FRAMES,
+    handle_signals: bool = True,
+    report: RunReport | None = None,
 ) -> RunReport:
-    """Run every frame of ``source`` through ``process`` into the outputs.
+    """Run every frame of ``source`` through ``process`` into ``output``.
+
+    ``output``: a path (a video, an image or a folder of images for frame results; see
+    ``edge_runtime.sinks.FrameSink``), a ``ResultSink``, or None (nothing written: ``window`` only).
+    ``window`` shows input and result side by side (frame results). ``report``: fill this report
+    (a subclass that a sink also updates) instead of a new one; it is updated during the run and
+    handed to ``on_frame`` after every frame.
 
     SIGINT (Ctrl-C) or SIGTERM stops after the frame in flight and finalises the outputs (the
     video so far is kept, playable; a second Ctrl-C stops at once, still finalising); any other
@@ -295,11 +268,12 @@ def run_pipeline(
     into the output video when an ffmpeg binary is available (the outcome is in ``notes``).
     Signal handlers are installed only when called from the main thread and ``handle_signals``.
     """
-    outputs = _Outputs(source, Path(output) if output is not None else None, window, audio)
-    report = RunReport()
+    sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio)
+                             if output is None or isinstance(output, (str, Path)) else output)
+    report = RunReport() if report is None else report
     stop = _Stop()
     stop.hooks.append(source.interrupt)
-    writer = _Writer(outputs, report, queue_frames)
+    writer: _Writer[Any] = _Writer(sink, report, queue_frames)
     reader = None if source.live else _Reader(source, stop, queue_frames)
     start = time.perf_counter()
     processed = 0
@@ -315,7 +289,7 @@ def run_pipeline(
                 result = process(frame.image)
                 report.model_seconds += time.perf_counter() - t0
                 if processed == 0:
-                    outputs.open(result)
+                    sink.prepare(frame, result)
                 writer.put((frame, result))
                 processed += 1
                 report.frames = processed
@@ -333,7 +307,8 @@ def run_pipeline(
     except BaseException:
         stop.request()
         _finish_threads(reader, writer)
-        outputs.abort()
+        _close(window)
+        sink.abort()
         raise
     if stop.signal is not None:
         report.interrupted = True
@@ -344,19 +319,26 @@ def run_pipeline(
         if writer.error is not None:
             raise writer.error
     except BaseException:
-        outputs.abort()
+        _close(window)
+        sink.abort()
         raise
     report.frames = writer.written
     report.dropped = source.dropped
     report.seconds = time.perf_counter() - start
-    report.outputs = outputs.finish()
-    report.notes = outputs.notes
+    _close(window)
+    report.outputs = sink.finish()
+    report.notes = sink.notes
     report.reconnects = getattr(source, "reconnects", 0)
     report.lost = source.live and exhausted and not report.interrupted
     return report
 
 
-def _finish_threads(reader: _Reader | None, writer: _Writer) -> None:
+def _close(window: WindowSink | None) -> None:
+    if window is not None:
+        window.close()
+
+
+def _finish_threads(reader: _Reader | None, writer: _Writer[Any]) -> None:
     if reader is not None:
         reader.join()
     if writer.is_alive():

@@ -3,52 +3,22 @@ folders of images (each written atomically), and an on-screen window."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from edge_runtime.errors import OutputError
+from edge_runtime.files import atomic_path, move_into_place, temp_beside
+from edge_runtime.outputs import check_video_output, frame_output
+from edge_runtime.sources import Frame, Source
 
-# Container -> FOURCC that the OpenCV wheels can always write.
-_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-VIDEO_OUT_SUFFIXES = tuple(_FOURCC)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Temporary files are created private (0600); finished outputs get the usual mode for new files.
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def check_writable(path: Path) -> None:
-    """Fail early, naming the path, when ``path`` cannot be created or replaced."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        msg = f"{path}: folder {parent} does not exist"
-        raise OutputError(msg)
-    if not parent.is_dir():
-        msg = f"{path}: {parent} is not a folder"
-        raise OutputError(msg)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        msg = f"{path}: folder {parent} is not writable"
-        raise OutputError(msg)
-    if path.is_dir():
-        msg = f"{path}: is a folder, expected a file name"
-        raise OutputError(msg)
-
-
-def same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
+# Container -> FOURCC that the OpenCV wheels can always write (every suffix of VIDEO_OUT_SUFFIXES).
+_FOURCC = {".avi": "MJPG"}
+_DEFAULT_FOURCC = "mp4v"
 
 
 class VideoSink:
@@ -65,19 +35,11 @@ class VideoSink:
         self.audio_from = audio_from
         self.note: str | None = None
         suffix = self.path.suffix.lower()
-        if suffix not in _FOURCC:
-            msg = f"{self.path}: cannot write '{suffix}' videos; use one of {', '.join(VIDEO_OUT_SUFFIXES)}"
-            raise OutputError(msg)
-        check_writable(self.path)
+        check_video_output(self.path)
         self.fps, self.size = fps, size
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
-        except OSError as e:
-            msg = f"{self.path}: cannot write in folder {self.path.parent} ({e.strerror})"
-            raise OutputError(msg) from None
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*(fourcc or _FOURCC[suffix])), fps, size)
+        self.tmp = temp_beside(self.path, f".partial{suffix}")
+        code = fourcc or _FOURCC.get(suffix, _DEFAULT_FOURCC)
+        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*code), fps, size)
         if not self._writer.isOpened():
             self.tmp.unlink(missing_ok=True)
             msg = f"{self.path}: OpenCV cannot open a video writer for this file"
@@ -87,8 +49,12 @@ class VideoSink:
     def write(self, frame: np.ndarray) -> None:
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if self._writer is None:
+            msg = f"{self.path}: the video is already closed"
+            raise OutputError(msg)
         if (frame.shape[1], frame.shape[0]) != self.size:
-            msg = f"{self.path}: frame of size {frame.shape[1]}x{frame.shape[0]} in a {self.size[0]}x{self.size[1]} video"
+            w, h = self.size
+            msg = f"{self.path}: frame of size {frame.shape[1]}x{frame.shape[0]} in a {w}x{h} video"
             raise OutputError(msg)
         self._writer.write(frame)
         self.frames += 1
@@ -110,8 +76,7 @@ class VideoSink:
             except BaseException:
                 self.tmp.unlink(missing_ok=True)
                 raise
-        os.chmod(self.tmp, _FILE_MODE)
-        os.replace(self.tmp, self.path)
+        move_into_place(self.tmp, self.path)
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -128,15 +93,8 @@ def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95) ->
     if not ok:
         msg = f"{path}: OpenCV cannot encode '{suffix}' images"
         raise OutputError(msg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
 
 
 class ImageFolderSink:
@@ -189,7 +147,71 @@ class WindowSink:
         return not self.closed
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(cv2.error):
             cv2.destroyWindow(self.title)
-        except cv2.error:
-            pass
+
+
+class FrameSink:
+    """The output of a run whose results are frames, chosen from the output path and the source: a video
+    (written as the frames come), an image (for an image input), or a folder (for a folder of images).
+
+    The path is judged when the sink is made, so a bad output fails before any work; with no path,
+    nothing is written. ``audio``: remux a video file input's audio track into the output video.
+    """
+
+    def __init__(self, source: Source, output: Path | None, audio: bool = True) -> None:
+        self.source = source
+        self.output = output
+        self.audio_from = source.path if audio and source.kind == "video" else None
+        self.video: VideoSink | None = None
+        self.folder: ImageFolderSink | None = None
+        self.notes: list[str] = []
+        self.kind: Literal["folder", "image", "video"] | None = None
+        if output is None:
+            return
+        self.kind = frame_output(source, output)
+        if self.kind == "folder":
+            self.folder = ImageFolderSink(output)
+        # A video writer is created with the first frame, when the size is certain.
+
+    def prepare(self, frame: Frame, result: np.ndarray) -> None:
+        """Create the video writer for frames like ``result`` (so a bad output fails before any progress)."""
+        if self.output is not None and self.kind == "video" and self.video is None:
+            fps = self.source.fps or 30.0
+            self.video = VideoSink(self.output, fps, (result.shape[1], result.shape[0]), audio_from=self.audio_from)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        if self.output is None:
+            return
+        if self.folder is not None:
+            self.folder.write(result, frame.name or "frame.png")
+        elif self.kind == "image":
+            write_image_atomic(self.output, result)
+        else:
+            self.prepare(frame, result)
+            assert self.video is not None
+            size = self.video.size
+            if self.source.live and (result.shape[1], result.shape[0]) != size:
+                # A camera or stream that came back at another size: keep one playable video.
+                if not any(n.startswith("resized") for n in self.notes):
+                    self.notes.append(f"resized frames of {result.shape[1]}x{result.shape[0]} to the video's "
+                                      f"{size[0]}x{size[1]} after the source changed size")
+                result = cv2.resize(result, size, interpolation=cv2.INTER_AREA)
+            self.video.write(result)
+
+    def finish(self) -> list[str]:
+        """Finish the video (and its audio); the outputs written."""
+        done = []
+        if self.video is not None:
+            self.video.close()
+            if self.video.note:
+                self.notes.append(self.video.note)
+            if self.video.frames:
+                done.append(str(self.video.path))
+        if self.output is not None and self.kind in ("folder", "image"):
+            done.append(str(self.output))
+        return done
+
+    def abort(self) -> None:
+        if self.video is not None:
+            self.video.abort()

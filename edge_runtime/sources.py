@@ -6,6 +6,7 @@ own thread that keeps only the newest frame, so a slow model never falls behind 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +17,8 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import SourceError
+from edge_runtime.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -131,13 +131,14 @@ class VideoSource(Source):
             msg = f"{self.path}: a video source can be read once"
             raise SourceError(msg)
         self._first = None
+        fps = self.fps or 25.0
         i, frame = 0, first
-        while frame is not None:
-            yield Frame(frame, i, i / self.fps)
+        while True:
+            yield Frame(frame, i, i / fps)
             i += 1
             ok, frame = cap.read()
-            if not ok:
-                frame = None
+            if not ok or frame is None:
+                return
 
     def close(self) -> None:
         if self._cap is not None:
@@ -271,7 +272,7 @@ class LiveSource(Source):
         while True:
             with self._cond:
                 # Wake now and then so interrupt() (Ctrl-C during an outage) is seen promptly.
-                while not self._cond.wait_for(lambda: self._seq > taken or self._ended, 0.1):
+                while not self._cond.wait_for(functools.partial(self._newer_than, taken), 0.1):
                     if self._interrupted.is_set():
                         return
                 if self._seq == taken:  # ended and nothing new
@@ -282,6 +283,9 @@ class LiveSource(Source):
             assert frame is not None
             yield Frame(frame, index, at - self._start, captured=at)
             index += 1
+
+    def _newer_than(self, taken: int) -> bool:
+        return self._seq > taken or self._ended
 
     def interrupt(self) -> None:
         """Make a waiting iteration end soon (safe to call from a signal handler)."""
@@ -322,5 +326,6 @@ def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float |
         return ImageSource(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path)
-    msg = f"{path}: unknown input type '{path.suffix}'; expected a video ({', '.join(VIDEO_SUFFIXES)}), an image or a folder"
+    msg = (f"{path}: unknown input type '{path.suffix}'; expected a video ({', '.join(VIDEO_SUFFIXES)}), "
+           "an image or a folder")
     raise SourceError(msg)

@@ -48,7 +48,8 @@ class MJPEGServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, frames: list[bytes], fps: float, host: str = "127.0.0.1", port: int = 0, loop: bool = True) -> None:
+    def __init__(self, frames: list[bytes], fps: float, host: str = "127.0.0.1", port: int = 0,
+                 loop: bool = True) -> None:
         self.frames, self.fps, self.loop = frames, fps, loop
         self.stopping = threading.Event()
         super().__init__((host, port), _Handler)
@@ -56,7 +57,7 @@ class MJPEGServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
 
     def stop(self) -> None:
         """Stop serving and end every client's stream."""
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, help="resize frames to this width (keeping the aspect ratio)")
     ap.add_argument("--no-loop", action="store_true", help="end each client's stream after the last frame")
     args = ap.parse_args(argv)
-    server = MJPEGServer(encode_video(args.video, args.max_frames, width=args.width), args.fps, args.host, args.port, not args.no_loop)
+    frames = encode_video(args.video, args.max_frames, width=args.width)
+    server = MJPEGServer(frames, args.fps, args.host, args.port, not args.no_loop)
     print(f"serving {args.video} at {server.url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from edge_runtime.cli import _user_errors, cli
-from edge_runtime.errors import OutputError
+from edge_runtime.cli.options import device_option, max_frames_option, threads_option, user_errors
 
-IMAGE_OUT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _read_all(spec: str, max_frames: int | None) -> tuple[list[np.ndarray], list[str], float | None]:
     """Every frame of a file source (video, image, folder): frames, names, fps."""
+    from edge_runtime.errors import OutputError
     from edge_runtime.sources import open_source
 
     frames: list[np.ndarray] = []
@@ -35,40 +34,22 @@ def _read_all(spec: str, max_frames: int | None) -> tuple[list[np.ndarray], list
 
 
 def _check_output(output: Path, inputs: list[str]) -> None:
-    from edge_runtime.sinks import check_writable, same_file
+    from edge_runtime.files import check_writable
+    from edge_runtime.outputs import check_not_input
 
-    for i in inputs:
-        if same_file(output, Path(i)):
-            msg = f"{output}: the output would overwrite the input {i}"
-            raise OutputError(msg)
+    check_not_input(output, inputs, "{output}: the output would overwrite the input {input}")
     if output.suffix:
         check_writable(output)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _model_option(fn):  # type: ignore[no-untyped-def]
-    fn = click.option("--threads", type=click.IntRange(min=1), help="CPU threads for onnxruntime (default: all cores).")(fn)
-    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                        help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
-
-
-@cli.command()
+@click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .npy file of codes to write.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Read at most this many frames.")
-@_model_option
-@_user_errors
+@max_frames_option("Read at most this many frames.")
+@device_option
+@threads_option
+@user_errors
 def encode(model: str, input: str, output: str, max_frames: int | None, device: str, threads: int | None) -> None:
     """Encode a video, image or image folder to bottleneck vectors (dimensionality reduction).
 
@@ -79,7 +60,10 @@ def encode(model: str, input: str, output: str, max_frames: int | None, device: 
     Example:
       edge-ae encode mnist_ae.onnx digits/ -o latents.npy
     """
+    import numpy as np
+
     from edge_runtime.autoencoder import Autoencoder
+    from edge_runtime.files import atomic_path
 
     out = Path(output)
     if out.suffix.lower() != ".npy":
@@ -88,21 +72,23 @@ def encode(model: str, input: str, output: str, max_frames: int | None, device: 
     ae = Autoencoder(model, device=device, threads=threads)
     frames, _, _ = _read_all(input, max_frames)
     z = ae.encode(frames).astype(np.float32)
-    _save_npy(out, z)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.save(f, z)
     what = f"windows of {ae.sequence_length} frames" if ae.layout == "NTF" else "frames"
     click.echo(f"wrote {out}: {z.shape[0]} codes of size {z.shape[1]} ({len(frames)} input frames, {what})", err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input")
 @click.option("-o", "--output", type=click.Path(), required=True,
               help="A video file, an image (one input image, or a grid of many), or a folder of PNG images.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Read at most this many frames.")
+@max_frames_option("Read at most this many frames.")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=1, show_default=True,
               help="Enlarge the model-size frames this many times (nearest neighbour).")
-@_model_option
-@_user_errors
+@device_option
+@threads_option
+@user_errors
 def reconstruct(model: str, input: str, output: str, max_frames: int | None, scale: int, device: str,
                 threads: int | None) -> None:
     """Reconstruct a video, image or folder through an autoencoder (frames at the model's size).
@@ -115,6 +101,7 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
     import cv2
 
     from edge_runtime.autoencoder import Autoencoder, image_grid
+    from edge_runtime.outputs import IMAGE_OUT_SUFFIXES
     from edge_runtime.sinks import ImageFolderSink, VideoSink, write_image_atomic
 
     out = Path(output)
@@ -125,7 +112,7 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
     if scale > 1:
         rec = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for f in rec]
     suffix = out.suffix.lower()
-    if suffix in IMAGE_OUT:
+    if suffix in IMAGE_OUT_SUFFIXES:
         write_image_atomic(out, rec[0] if len(rec) == 1 else image_grid(rec))
     elif suffix:
         bgr = [cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f for f in rec]
@@ -147,7 +134,7 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
     click.echo(f"wrote {out}: {len(rec)} reconstructed frames{detail}", err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The image grid to write.")
 @click.option("-n", "count", type=click.IntRange(min=1, max=4096), default=64, show_default=True,
@@ -159,8 +146,9 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
 @click.option("--columns", type=click.IntRange(min=1), help="Grid columns (default: square, or one row for a walk).")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=2, show_default=True,
               help="Enlarge the grid this many times (nearest neighbour).")
-@_model_option
-@_user_errors
+@device_option
+@threads_option
+@user_errors
 def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | None, steps: int, seed: int,
            columns: int | None, scale: int, device: str, threads: int | None) -> None:
     """Decode samples from a variational model's prior, or a latent walk between two images, as a grid.
@@ -171,12 +159,13 @@ def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | N
       edge-ae sample vae.onnx --interpolate a.png b.png --steps 10 -o walk.png
     """
     from edge_runtime.autoencoder import Autoencoder, image_grid
+    from edge_runtime.outputs import IMAGE_OUT_SUFFIXES
     from edge_runtime.sinks import write_image_atomic
     from edge_runtime.sources import read_image
 
     out = Path(output)
-    if out.suffix.lower() not in IMAGE_OUT:
-        raise click.UsageError(f"{out}: the output must be an image ({', '.join(IMAGE_OUT)})")
+    if out.suffix.lower() not in IMAGE_OUT_SUFFIXES:
+        raise click.UsageError(f"{out}: the output must be an image ({', '.join(IMAGE_OUT_SUFFIXES)})")
     _check_output(out, [model, *(interpolate or ())])
     ae = Autoencoder(model, device=device, threads=threads)
     if interpolate:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli import _user_errors, cli
+from edge_runtime.cli.options import user_errors
 
 
-@cli.command()
+@click.command()
 @click.option("-m", "--model", "models", multiple=True, type=click.Path(dir_okay=False),
               help="ONNX model (default: the bundled one); give several to compare them directly.")
 @click.option("--device", default="cpu", show_default=True,
@@ -32,7 +32,7 @@ from edge_runtime.cli import _user_errors, cli
               help="Let onnxruntime's threads busy-wait between calls (faster in a tight loop, burns a core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False), help="Append the report as a JSON line to FILE.")
-@_user_errors
+@user_errors
 def bench(models: tuple[str, ...], device: str, precision: str, size: str, quality: str | None,
           quality_images: int, runs: int, min_seconds: float, threads: int | None, spin: bool, as_json: bool,
           log_file: str | None) -> None:

@@ -1,0 +1,162 @@
+"""`edge-ae denoise`: a video, an image, a folder, many videos, a stream URL or a camera."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from edge_runtime.cli.options import (
+    Progress,
+    camera_option,
+    max_frames_option,
+    reconnect_option,
+    runtime_options,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from edge_runtime.batch import BatchItem, BatchResult
+    from edge_runtime.denoiser import Denoiser
+    from edge_runtime.pipeline import RunReport
+    from edge_runtime.sources import Source
+
+
+def _has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _describe(den: Denoiser) -> str:
+    return f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) on {den.model.provider}"
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
+@click.option("-o", "--output", type=click.Path(), help="Video, image or folder to write (default: INPUT_denoised).")
+@camera_option()
+@click.option("--sample", is_flag=True, help="Denoise the short noisy sample clip bundled with edge-ae.")
+@click.option("--show", is_flag=True, help="Show input and output side by side; q quits.")
+@max_frames_option("Stop after this many frames (per video in a batch).")
+@click.option("--tile", type=click.IntRange(min=64), default=2048, show_default=True,
+              help="Frames with a side larger than this are processed in overlapping tiles.")
+@reconnect_option
+@click.option("--give-up", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="Stop reconnecting after this long without frames (0: never give up).")
+@click.option("--audio/--no-audio", default=True, show_default=True,
+              help="Keep a video file's audio track (needs an ffmpeg binary: pip install 'edge-ae[video]').")
+@runtime_options
+@user_errors
+def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
+            max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, model: str | None,
+            device: str, threads: int | None) -> None:
+    """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
+
+    Several videos, or a folder of videos (searched recursively), are a batch: outputs mirror
+    the inputs inside the -o folder, and one failure does not stop the rest. Ctrl-C or SIGTERM
+    finishes the frame in flight and keeps a playable video of what was done.
+
+    \b
+    Examples:
+      edge-ae denoise in.mp4 -o out.mp4
+      edge-ae denoise photos/ -o clean/
+      edge-ae denoise videos/ a.mp4 b.mkv -o clean/
+      edge-ae denoise --camera 0 --show
+      edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4 --give-up 300
+    """
+    from edge_runtime.batch import is_video_folder
+    from edge_runtime.denoiser import Denoiser
+    from edge_runtime.model import sample_clip
+    from edge_runtime.outputs import default_output
+    from edge_runtime.pipeline import run_pipeline
+    from edge_runtime.sinks import WindowSink
+    from edge_runtime.sources import open_source
+
+    input = inputs[0] if len(inputs) == 1 else None
+    given = sum(x is not None and x is not False for x in (inputs or None, camera, sample or None))
+    if given != 1:
+        raise click.UsageError("give exactly one of INPUT (or several videos), --camera N or --sample")
+    if show and not _has_display():
+        raise click.ClickException("--show needs a screen, and this machine has none (DISPLAY is not set)")
+    if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
+        if show:
+            raise click.UsageError("--show is for one input; a batch of videos runs without a window")
+        _denoise_batch(inputs, output, max_frames, audio, Denoiser(model, device=device, threads=threads, tile=tile))
+        return
+    spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
+    is_live = camera is not None or str(spec).lower().startswith(("rtsp:", "http:", "https:"))
+    if output is None and not is_live and not show:
+        output = str(default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
+    if output is None and not show:
+        raise click.UsageError("a live source needs -o OUTPUT or --show")
+
+    den = Denoiser(model, device=device, threads=threads, tile=tile)
+    def on_event(message: str) -> None:
+        click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
+
+    source = open_source(spec, reconnect=reconnect, give_up=give_up or None, on_event=on_event)
+    try:
+        bar: Progress[RunReport] = Progress(source, f"{_describe(den)}; input {source.description}")
+        report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update,
+                              audio=audio)
+        bar.done()
+    finally:
+        source.close()
+    state = f"stopped by {report.signal} after" if report.interrupted else "done:"
+    wrote = f"; wrote {', '.join(report.outputs)}" if report.outputs else ""
+    live = (f", {report.dropped} stale frames skipped, latency {report.latency_ms:.0f} ms (max "
+            f"{report.max_latency_ms:.0f} ms), {report.reconnects} reconnects") if source.live else ""
+    click.echo(f"{state} {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps, "
+               f"model {report.model_ms:.1f} ms/frame{live}){wrote}", err=True)
+    for note in report.notes:
+        click.echo(note, err=True)
+    if report.interrupted:
+        sys.exit(143 if report.signal == "SIGTERM" else 130)
+    if report.lost:
+        raise click.ClickException(f"{source.description}: the input was lost and did not come back "
+                                   f"({'reconnecting is off' if not reconnect else f'gave up after {give_up:g} s'}); "
+                                   f"the {report.frames} frames received were kept")
+
+
+def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool,
+                   den: Denoiser) -> None:
+    """Denoise many videos into one folder; report each, then a summary; exit 1 if any failed."""
+    from edge_runtime.batch import plan_batch, run_batch, summarise
+    from edge_runtime.outputs import default_output
+
+    if output is None:
+        if len(inputs) > 1:
+            raise click.UsageError("several inputs need -o FOLDER for the outputs")
+        output = str(default_output(Path(inputs[0])))
+    items = plan_batch(inputs, output)
+    click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
+    bars: list[Progress[RunReport]] = []
+
+    def start(i: int, item: BatchItem, source: Source) -> Callable[[RunReport], None]:
+        bars.append(Progress(source, f"[{i + 1}/{len(items)}] {item.source}"))
+        return bars[-1].update
+
+    def done(i: int, result: BatchResult) -> None:
+        if bars:
+            bars[-1].done()
+        tag = f"[{i + 1}/{len(items)}] {result.item.source}"
+        if result.error is not None or result.report is None:
+            click.echo(f"{tag}: FAILED: {result.error}", err=True)
+            return
+        r = result.report
+        how = f"stopped by {r.signal} after" if r.interrupted else "done:"
+        click.echo(f"{tag}: {how} {r.frames} frames ({r.fps:.1f} fps) -> {result.item.output}", err=True)
+        for note in r.notes:
+            click.echo(f"  {note}", err=True)
+
+    results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames)
+    click.echo(summarise(results), err=True)
+    if any(r.report is not None and r.report.interrupted for r in results):
+        sys.exit(130)
+    if any(r.error is not None for r in results):
+        sys.exit(1)

@@ -1,0 +1,163 @@
+"""`edge-ae detect` (flag anomalous frames of a video, folder, stream or camera) and `edge-ae calibrate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from edge_runtime.cli.options import (
+    Progress,
+    camera_option,
+    device_option,
+    max_frames_option,
+    model_option,
+    reconnect_option,
+    threads_option,
+    user_errors,
+)
+from edge_runtime.events import HOLD, RELEASE
+
+if TYPE_CHECKING:
+    from edge_runtime.detect import DetectReport
+
+
+@click.command()
+@click.argument("input", required=False)
+@camera_option()
+@model_option("Anomaly model: trained with 'edge-ae train --task anomaly', calibrated with 'edge-ae calibrate'.")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False),
+              help="CSV with one row per frame: frame, time, name, score, raw_score, flag.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False),
+              help="JSON lines, one per event: start/end frame and time, peak score and frame.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Annotated video: heat map and score bar.")
+@click.option("--snapshots", type=click.Path(file_okay=False), help="Folder for the peak frame of each event.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the score timeline.")
+@click.option("--threshold", type=float, help="Use this threshold instead of the calibrated one.")
+@click.option("--release", type=click.FloatRange(min=0, max=1), default=RELEASE, show_default=True,
+              help="An event closes once the score stays below this share of the way from the median "
+                   "normal score (from calibration) to the threshold ...")
+@click.option("--hold", type=click.IntRange(min=1), default=HOLD, show_default=True,
+              help="... for this many frames in a row.")
+@max_frames_option("Stop after this many frames.")
+@reconnect_option
+@threads_option
+@device_option
+@user_errors
+def detect(input: str | None, camera: int | None, model: str | None, scores_path: str | None, events_path: str | None,
+           output: str | None, snapshots: str | None, plot: str | None, threshold: float | None, release: float,
+           hold: int, max_frames: int | None, reconnect: bool, threads: int | None, device: str) -> None:
+    """Flag anomalous frames of a video, a folder of images, a stream URL or a camera.
+
+    Each frame gets a score (causal: it never uses later frames); frames scoring above the
+    model's calibrated threshold are flagged, and runs of them become events (an event closes
+    once the score stays below the release level for --hold frames: --release of the way from
+    the median normal score to the threshold).
+
+    \b
+    Examples:
+      edge-ae detect hall.mp4 -m hall.onnx --scores scores.csv --events events.jsonl -o annotated.mp4
+      edge-ae detect --camera 0 -m hall.onnx --events events.jsonl --snapshots events/
+      edge-ae detect parts/ -m parts.onnx --scores scores.csv --plot timeline.png
+    """
+    from edge_runtime.anomaly import AnomalyDetector
+    from edge_runtime.detect import detect_stream
+    from edge_runtime.errors import NotCalibratedError
+    from edge_runtime.events import release_level
+    from edge_runtime.outputs import VIDEO_OUT_SUFFIXES, check_outputs
+    from edge_runtime.sources import open_source
+
+    if (input is None) == (camera is None):
+        raise click.UsageError("give exactly one of INPUT or --camera N")
+    if not any((scores_path, events_path, output, snapshots, plot)):
+        raise click.UsageError("nothing to write: give at least one of --scores, --events, -o, --snapshots, --plot")
+    if model is None:
+        raise click.UsageError("give --model: an anomaly model trained on normal footage ('edge-ae train --task "
+                               "anomaly', 'edge-ae export') and calibrated ('edge-ae calibrate MODEL NORMAL_DATA')")
+    paths = {k: Path(v) if v else None for k, v in
+             dict(scores=scores_path, events=events_path, video=output, plot=plot).items()}
+    if paths["video"] is not None and paths["video"].suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        raise click.UsageError(f"{output}: -o writes a video (.mp4, .avi, .mkv, .mov)")
+    if paths["plot"] is not None and paths["plot"].suffix.lower() != ".png":
+        raise click.UsageError(f"{plot}: --plot writes a .png image")
+    check_outputs(list(paths.values()), [input, model],
+                  "{output}: this output is an input; choose another name so the input is kept")
+    det = AnomalyDetector(model, device=device, threads=threads)
+    if threshold is not None:
+        det.threshold = threshold
+    if det.threshold is None:
+        msg = (f"{model}: this model has no anomaly threshold yet; calibrate it on normal footage of the scene "
+               f"first: edge-ae calibrate {model} NORMAL_DATA (or give --threshold)")
+        raise NotCalibratedError(msg)
+    source = open_source(camera if camera is not None else str(input), reconnect=reconnect,
+                         on_event=lambda m: click.echo(m, err=True))
+    click.echo(f"model {det.model.path.name} ({det.model.card.family}, {det.model.card.precision}, score "
+               f"{det.score_name}, threshold {det.threshold:.4g}) on {det.model.provider}; input {source.description}",
+               err=True)
+
+    def line(rep: DetectReport) -> str:
+        return f"{rep.frames} frames {rep.fps:.1f} fps, {rep.flagged} flagged, {len(rep.events)} events closed"
+
+    progress: Progress[DetectReport] = Progress(source, line=line, every=(0.5, 10.0))
+    try:
+        rep = detect_stream(det, source, paths["scores"], paths["events"], paths["video"],
+                            Path(snapshots) if snapshots else None, paths["plot"],
+                            release_level(det.threshold, det.stats, release), hold, max_frames, progress.update)
+    finally:
+        source.close()
+    progress.done()
+    state = f"stopped by {rep.signal} after" if rep.interrupted else "done:"
+    click.echo(f"{state} {rep.frames} frames in {rep.seconds:.1f} s ({rep.fps:.1f} fps, model "
+               f"{rep.model_ms:.1f} ms/frame); {rep.flagged} flagged, "
+               f"{len(rep.events)} event(s); wrote {', '.join(rep.outputs)}", err=True)
+    if rep.interrupted:
+        sys.exit(143 if rep.signal == "SIGTERM" else 130)
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("normal_data", nargs=-1)
+@camera_option("Calibrate on camera N (with --max-frames).")
+@click.option("--quantile", type=click.FloatRange(min=0, max=1, min_open=True),
+              help="Threshold = this quantile of the normal scores (e.g. 0.99).")
+@click.option("--max-false-alarm", type=click.FloatRange(min=0, max=1, max_open=True),
+              help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the calibrated model here (default: replace MODEL, atomically).")
+@click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], likelihood (variational), sequence (lstm) "
+                              "[default: the card's, else from the model's outputs].")
+@click.option("--smoothing", type=click.IntRange(min=1), help="Average the scores of the last K frames (causal).")
+@max_frames_option("Use at most this many normal frames.")
+@threads_option
+@device_option
+@user_errors
+def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quantile: float | None,
+              max_false_alarm: float | None, output: str | None, score: str | None, smoothing: int | None,
+              max_frames: int | None, threads: int | None, device: str) -> None:
+    """Learn MODEL's anomaly threshold from NORMAL_DATA (videos, image folders, folders of videos, streams).
+
+    Runs the ONNX model itself (whatever its precision) over the normal frames and writes the
+    threshold and the statistics of the normal scores into its card. Needs no torch.
+
+    \b
+    Examples:
+      edge-ae calibrate hall.onnx normal_day.mp4 --max-false-alarm 0.01
+      edge-ae calibrate hall.onnx --camera 0 --max-frames 600 -o hall_cam0.onnx
+    """
+    from edge_runtime.calibration import calibrate as run_calibration
+
+    data: list[str | int] = [*normal_data, *([camera] if camera is not None else [])]
+    if not data:
+        raise click.UsageError("give NORMAL_DATA (videos, image folders) or --camera N")
+    if camera is not None and max_frames is None:
+        raise click.UsageError("--camera needs --max-frames (how many frames to learn from)")
+    cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads)
+    s, spec = cal.stats, cal.card.anomaly
+    assert spec is not None  # calibration always writes the anomaly section
+    click.echo(f"wrote {cal.written}: score {spec.score} (smoothing {spec.smoothing}), "
+               f"threshold {cal.threshold:.6g} from {int(s['frames'])} normal frames "
+               f"(mean {s['mean']:.4g}, p99 {s['p99']:.4g}, max {s['max']:.4g}); "
+               f"{100 * s['false_alarm_on_calibration']:.2f} % of them flagged "
+               f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)

@@ -1,0 +1,119 @@
+"""What the commands share: option decorators (each option declared once), the wrapper that turns
+edge-ae errors into one line, and the progress display."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import click
+
+from edge_runtime.errors import EdgeAEError
+
+if TYPE_CHECKING:  # the commands import these when they run; --help stays quick
+    from edge_runtime.pipeline import RunReport
+    from edge_runtime.sources import Source
+
+F = TypeVar("F", bound=Callable[..., Any])
+ReportT = TypeVar("ReportT", bound="RunReport")
+
+
+def user_errors(fn: F) -> F:
+    """Turn edge-ae errors into one 'Error: ...' line and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeAEError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def model_option(help: str = "ONNX model file (default: the bundled denoiser).") -> Callable[[F], F]:
+    """``-m/--model FILE``."""
+    return click.option("-m", "--model", type=click.Path(dir_okay=False), help=help)
+
+
+def device_option(fn: F) -> F:
+    """``--device auto|cpu|cuda``."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
+
+
+def threads_option(fn: F) -> F:
+    """``--threads N`` for onnxruntime."""
+    return click.option("--threads", type=click.IntRange(min=1),
+                        help="CPU threads for onnxruntime (default: all cores).")(fn)
+
+
+def runtime_options(fn: F) -> F:
+    """``-m/--model``, ``--device`` and ``--threads``, in that order."""
+    return model_option()(device_option(threads_option(fn)))
+
+
+def camera_option(help: str = "Read camera N instead of INPUT.") -> Callable[[F], F]:
+    """``--camera N``."""
+    return click.option("--camera", type=int, help=help)
+
+
+def max_frames_option(help: str) -> Callable[[F], F]:
+    """``--max-frames N``."""
+    return click.option("--max-frames", type=click.IntRange(min=1), help=help)
+
+
+def reconnect_option(fn: F) -> F:
+    """``--reconnect/--no-reconnect`` for cameras and streams."""
+    return click.option("--reconnect/--no-reconnect", default=True, show_default=True,
+                        help="Reopen a camera or stream that stops sending frames, with back-off.")(fn)
+
+
+class Progress(Generic[ReportT]):
+    """A one-line progress display on stderr: a bar with ETA for files, a periodic line for live sources.
+
+    ``header`` is printed with the first frame, once the outputs are known to be good. ``line`` replaces
+    the bar with a line of its own; ``every`` is the seconds between updates on a terminal and in a log.
+    """
+
+    def __init__(self, source: Source, header: str | None = None, line: Callable[[ReportT], str] | None = None,
+                 every: tuple[float, float] = (0.2, 5.0)) -> None:
+        self.header = header
+        self.total = None if source.live else source.length
+        self.live = source.live
+        self.line = line
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.every = every[0] if self.tty else every[1]
+        self.printed = False
+
+    def update(self, report: ReportT) -> None:
+        if self.header is not None:
+            click.echo(self.header, err=True)
+            self.header = None
+        now = report.seconds
+        if now - self.last < self.every:
+            return
+        self.last = now
+        if self.line is not None:
+            line = self.line(report)
+        elif self.total:
+            share = min(report.frames / self.total, 1.0)
+            eta = (self.total - report.frames) / report.fps if report.fps else 0.0
+            bar = "#" * int(share * 30)
+            line = f"[{bar:<30}] {report.frames}/{self.total} frames {report.fps:.1f} fps ETA {eta:.0f} s"
+        else:
+            line = f"{report.frames} frames {report.fps:.1f} fps model {report.model_ms:.1f} ms"
+            if self.live:
+                line += f" latency {report.latency_ms:.0f} ms skipped {report.dropped}"
+        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
+        self.printed = True
+
+    def done(self) -> None:
+        if self.tty and self.printed:
+            click.echo("", err=True)
