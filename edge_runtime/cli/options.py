@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import click
 
@@ -33,7 +33,7 @@ def user_errors(fn: F) -> F:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def model_option(help: str = "ONNX model file (default: the bundled denoiser).") -> Callable[[F], F]:
