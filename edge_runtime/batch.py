@@ -29,7 +29,8 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
-    """How one item went: a report, or the error that stopped it, or skipped after a stop."""
+    """How one item went: a report, or the error that stopped it (or both: a damaged input whose readable
+    frames were written), or skipped after a stop."""
 
     item: BatchItem
     report: RunReport | None = None
@@ -128,6 +129,8 @@ def run_batch(
             finally:
                 source.close()
             stopped = result.report.interrupted
+            if result.report.problems:  # e.g. a cut-off file: its frames are written, and it counts as failed
+                result.error = "; ".join(result.report.problems)
         except EdgeAEError as e:
             result.error = str(e)
         except OSError as e:

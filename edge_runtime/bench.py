@@ -33,6 +33,7 @@ from edge_runtime.model import choose_providers, default_model_path, default_thr
 from edge_runtime.quality import psnr, ssim
 
 QUALITY_SIGMAS = (15.0, 25.0, 50.0)
+MAX_SIDE = 8192  # largest frame side benchmarked: an 8K frame; beyond it one frame alone takes gigabytes
 NLM_H = {15.0: 10.0, 25.0: 15.0, 50.0: 28.0}  # filter strength per sigma (luma h = colour h)
 
 Log = Callable[[str], None]
@@ -85,6 +86,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             raise BenchError(msg) from None
         if w < 1 or h < 1:
             msg = f"size {part.strip()!r} must be at least 1x1"
+            raise BenchError(msg)
+        if max(w, h) > MAX_SIDE:
+            msg = f"size {part.strip()!r} is too large; each side may be at most {MAX_SIDE} pixels"
             raise BenchError(msg)
         sizes.append((w, h))
     return sizes
@@ -242,6 +246,8 @@ def run_bench(models: list[Path] | None, precisions: list[str], sizes: list[tupl
             msg = f"{base}: no such model file"
             raise BenchError(msg)
         chosen = find_variants(base, precisions)
+    if quality is not None:
+        _clean_images(quality, quality_images)  # a bad folder fails now, not after the speed runs
     # Resolve the device once: a missing CUDA gives one warning, not one per model.
     ran_on = []
     for d in devices:
@@ -278,7 +284,11 @@ def format_table(report: BenchReport) -> str:
 
 def append_log(report: BenchReport, path: Path) -> None:
     """Append the report as one JSON line (the file is a history of runs)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        msg = f"{path}: cannot append the report ({e.strerror or e})"
+        raise BenchError(msg) from None

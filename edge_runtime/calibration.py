@@ -24,9 +24,10 @@ from edge_runtime.errors import CalibrationError, SourceError
 from edge_runtime.files import is_image, is_video
 from edge_runtime.model import Model
 from edge_runtime.outputs import check_not_input
-from edge_runtime.sources import Frame, open_source
+from edge_runtime.sources import Frame, Source, open_source
 
 DEFAULT_FALSE_ALARM = 0.01
+MIN_FRAMES = 10  # fewer normal frames say nothing about the spread of normal scores
 MAP_SAMPLES = 4096  # error-map values kept per frame for the heat-map scale
 
 
@@ -84,23 +85,35 @@ def streams(data: list[str | int]) -> Iterator[tuple[str, Iterator[Frame]]]:
 def _one(spec: str | int | Path) -> Iterator[tuple[str, Iterator[Frame]]]:
     source = open_source(spec, reconnect=False)
     try:
-        yield source.description, iter(source)
+        yield source.description, _checked(source)
     finally:
         source.close()
 
 
+def _checked(source: Source) -> Iterator[Frame]:
+    """The frames of ``source``; normal data that turns out damaged (an unreadable image, a cut-off video) is
+    refused once read, rather than calibrated on in part."""
+    yield from source
+    if source.problems:
+        msg = "; ".join(source.problems) + "; calibration needs normal data that reads completely"
+        raise SourceError(msg)
+
+
 def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: int | None = None,
-                 on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Smoothed scores of every normal frame, a sample of error-map values, and the streams read."""
+                 on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """Smoothed scores of every normal frame, a sample of error-map values, the streams read, and how many
+    frames were scored with a full smoothing window."""
     scores: list[float] = []
     maps: list[np.ndarray] = []
     names: list[str] = []
     rng = np.random.default_rng(0)
+    full = 0
     for name, frames in streams(data):
         names.append(name)
         detector.reset()
-        for frame in frames:
+        for i, frame in enumerate(frames):
             r = detector.score(frame.image)
+            full += i + 1 >= detector.smoothing
             scores.append(r.score)
             flat = r.error_map.ravel()
             maps.append(flat if flat.size <= MAP_SAMPLES else rng.choice(flat, MAP_SAMPLES, replace=False))
@@ -113,7 +126,26 @@ def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: i
     if not scores:
         msg = f"no frames could be read from {', '.join(map(str, data))}"
         raise CalibrationError(msg)
-    return np.asarray(scores, np.float64), np.concatenate(maps), names
+    return np.asarray(scores, np.float64), np.concatenate(maps), names, full
+
+
+def check_enough(frames: int, full_windows: int, smoothing: int, share: float) -> None:
+    """Refuse normal data too short for what was asked: fewer than ``MIN_FRAMES`` frames, fewer frames than one
+    false alarm in ``share`` needs, or a smoothing window that fills for fewer than half of the frames."""
+    if frames < MIN_FRAMES:
+        msg = f"{frames} normal frame(s) are too few to calibrate on; give at least {MIN_FRAMES}"
+        raise CalibrationError(msg)
+    if share > 0 and frames * share < 1 - 1e-9:
+        need = math.ceil(1 / share - 1e-9)
+        msg = (f"{frames} normal frame(s) are too few to calibrate for at most {100 * share:g} % false alarms: "
+               f"that needs at least {need} frames; give more normal data or allow more false alarms "
+               f"(--max-false-alarm {1 / frames:.3g} or more)")
+        raise CalibrationError(msg)
+    if smoothing > 1 and 2 * full_windows < frames:
+        msg = (f"smoothing over {smoothing} frames needs longer normal data: only {full_windows} of its {frames} "
+               f"frames are scored over a full window (at least half must be); use a smaller --smoothing "
+               "or more normal data")
+        raise CalibrationError(msg)
 
 
 def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float | None = None,
@@ -129,7 +161,8 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     m = Model(model_path, device=device, threads=threads)
     det = AnomalyDetector(m, score=score, smoothing=smoothing)
     det.threshold = None
-    scores, map_values, names = score_normal(det, data, max_frames, on_frame)
+    scores, map_values, names, full_windows = score_normal(det, data, max_frames, on_frame)
+    check_enough(scores.size, full_windows, det.smoothing, r)
     thr = threshold_for(scores, r)
     flagged = float(np.mean(scores > thr))
     q = np.percentile(scores, [50, 90, 95, 99])

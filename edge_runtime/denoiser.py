@@ -12,6 +12,7 @@ from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_mul
 from edge_runtime.model import Model
 
 TILE_MARGIN = 32  # context kept around each tile: wider than the model's receptive field needs for no seams
+MIN_TILE = 4 * TILE_MARGIN  # a tile keeps at least its centre half: smaller tiles would mostly recompute margins
 
 
 class Denoiser:
@@ -33,12 +34,20 @@ class Denoiser:
             msg = f"{self.model.path}: a {card.family} model for task {card.task!r} cannot denoise frames"
             raise ModelCardError(msg)
         self.spec = card.input
+        if tile is not None and tile != 0 and tile < MIN_TILE:
+            msg = f"tile {tile} is too small; expected at least {MIN_TILE} pixels (or None: no tiling)"
+            raise ValueError(msg)
         self.tile = tile
         self.bind = self.model.device == "cuda" if bind is None else bind
         self.frame_io = card.input.layout == "NHWC"
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
-        """Denoise one uint8 frame (H x W grey or H x W x 3 BGR); the result has the same shape."""
+        """Denoise one uint8 frame (H x W or H x W x 1 grey, H x W x 3 BGR, H x W x 4 BGRA); the result has
+        the same shape. An alpha channel is passed through unchanged."""
+        if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (1, 4):
+            if frame.shape[2] == 1:
+                return self.denoise(frame[:, :, 0])[:, :, None]
+            return np.dstack([self.denoise(frame[:, :, :3]), frame[:, :, 3]])
         f = check_frame(frame)
         if self.frame_io:
             return self._denoise_frame(f)

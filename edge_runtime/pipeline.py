@@ -49,7 +49,8 @@ class RunReport:
     reconnects: int = 0
     lost: bool = False  # a live source stopped for good (gave up reconnecting, or reconnect off)
     notes: list[str] = field(default_factory=list)  # e.g. what happened to the audio track
-    signal: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run
+    signal: str | None = None  # "SIGINT" / "SIGTERM" / "SIGHUP" when a signal ended the run
+    problems: list[str] = field(default_factory=list)  # the source's: images skipped, a video that ended early
 
     @property
     def fps(self) -> float:
@@ -99,23 +100,36 @@ class _Stop:
         return self.event.is_set()
 
 
+# SIGHUP (the terminal closed) ends a run like SIGTERM; it does not exist on Windows.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class _Signals:
-    """While active, SIGINT and SIGTERM ask the run to stop; a second SIGINT interrupts at once."""
+    """While active, SIGINT, SIGTERM and SIGHUP ask the run to stop after the frame in flight.
+
+    A second SIGINT while frames are still being processed interrupts the frame in flight (once);
+    once the outputs are being finalised (``finishing``), or while ``hold`` is set, further signals
+    are only noted: what was done is always kept.
+    """
 
     def __init__(self, stop: _Stop) -> None:
         self.stop = stop
         self.saved: dict[int, Any] = {}
+        self.finishing = False
+        self.hold = False
+        self.raised = False
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is not threading.main_thread():
             return self  # only the main thread may set handlers; Ctrl-C still raises KeyboardInterrupt there
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             self.saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if self.stop.is_set() and signum == signal.SIGINT:
+        if self.stop.is_set() and signum == signal.SIGINT and not (self.finishing or self.hold or self.raised):
+            self.raised = True
             raise KeyboardInterrupt
         self.stop.request(name)
 
@@ -262,9 +276,11 @@ def run_pipeline(
     (a subclass that a sink also updates) instead of a new one; it is updated during the run and
     handed to ``on_frame`` after every frame.
 
-    SIGINT (Ctrl-C) or SIGTERM stops after the frame in flight and finalises the outputs (the
-    video so far is kept, playable; a second Ctrl-C stops at once, still finalising); any other
-    error removes the unfinished video and is re-raised. ``audio``: remux a video file's audio
+    SIGINT (Ctrl-C), SIGTERM or SIGHUP stops after the frame in flight and finalises the outputs
+    (the video so far is kept, playable; a second Ctrl-C stops the frame in flight, and signals
+    while the outputs are finalised are ignored); any other error removes the unfinished video and
+    is re-raised. ``report.problems`` holds what the source found wrong with the input it read to
+    the end (images skipped, a video that ended early). ``audio``: remux a video file's audio
     into the output video when an ffmpeg binary is available (the outcome is in ``notes``).
     Signal handlers are installed only when called from the main thread and ``handle_signals``.
     """
@@ -278,8 +294,10 @@ def run_pipeline(
     start = time.perf_counter()
     processed = 0
     exhausted = False  # the source ran out (a file's end, or a live source lost for good)
-    try:
-        with _Signals(stop) if handle_signals else contextlib.nullcontext():
+    # The handlers stay in place until every output is finalised, so a late signal cannot discard the work.
+    signals = _Signals(stop) if handle_signals else None
+    with signals if signals is not None else contextlib.nullcontext():
+        try:
             writer.start()
             if reader is not None:
                 reader.start()
@@ -289,7 +307,7 @@ def run_pipeline(
                 result = process(frame.image)
                 report.model_seconds += time.perf_counter() - t0
                 if processed == 0:
-                    sink.prepare(frame, result)
+                    _prepare(sink, frame, result, signals)
                 writer.put((frame, result))
                 processed += 1
                 report.frames = processed
@@ -302,35 +320,51 @@ def run_pipeline(
                     break
             else:
                 exhausted = True
-    except KeyboardInterrupt:
-        stop.request("SIGINT")
-    except BaseException:
-        stop.request()
-        _finish_threads(reader, writer)
+        except KeyboardInterrupt:
+            stop.request("SIGINT")
+        except BaseException:
+            if signals is not None:
+                signals.finishing = True
+            stop.request()
+            _finish_threads(reader, writer)
+            _close(window)
+            sink.abort()
+            raise
+        if signals is not None:
+            signals.finishing = True
+        if stop.signal is not None:
+            report.interrupted = True
+            report.signal = stop.signal
+        stop.request()  # ends the reader if it is still decoding ahead
+        try:
+            _finish_threads(reader, writer)
+            if writer.error is not None:
+                raise writer.error
+        except BaseException:
+            _close(window)
+            sink.abort()
+            raise
+        report.frames = writer.written
+        report.dropped = source.dropped
+        report.seconds = time.perf_counter() - start
         _close(window)
-        sink.abort()
-        raise
-    if stop.signal is not None:
-        report.interrupted = True
-        report.signal = stop.signal
-    stop.request()  # ends the reader if it is still decoding ahead
-    try:
-        _finish_threads(reader, writer)
-        if writer.error is not None:
-            raise writer.error
-    except BaseException:
-        _close(window)
-        sink.abort()
-        raise
-    report.frames = writer.written
-    report.dropped = source.dropped
-    report.seconds = time.perf_counter() - start
-    _close(window)
-    report.outputs = sink.finish()
+        report.outputs = sink.finish()
     report.notes = sink.notes
     report.reconnects = getattr(source, "reconnects", 0)
     report.lost = source.live and exhausted and not report.interrupted
+    report.problems = list(source.problems) if exhausted else []
     return report
+
+
+def _prepare(sink: ResultSink[Any], frame: Frame, result: Any, signals: _Signals | None) -> None:
+    """``sink.prepare`` with a second Ctrl-C held off, so an output is never left half-created."""
+    if signals is not None:
+        signals.hold = True
+    try:
+        sink.prepare(frame, result)
+    finally:
+        if signals is not None:
+            signals.hold = False
 
 
 def _close(window: WindowSink | None) -> None:

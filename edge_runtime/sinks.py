@@ -14,7 +14,7 @@ import numpy as np
 from edge_runtime.errors import OutputError
 from edge_runtime.files import atomic_path, move_into_place, temp_beside
 from edge_runtime.outputs import check_video_output, frame_output
-from edge_runtime.sources import Frame, Source
+from edge_runtime.sources import Frame, Source, quiet_opencv
 
 # Container -> FOURCC that the OpenCV wheels can always write (every suffix of VIDEO_OUT_SUFFIXES).
 _FOURCC = {".avi": "MJPG"}
@@ -89,9 +89,14 @@ def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95) ->
     """Encode by the file's extension (PNG lossless) and rename into place."""
     suffix = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(suffix, image, params)
+    try:
+        with quiet_opencv():
+            ok, buf = cv2.imencode(suffix, image, params)
+    except cv2.error:  # e.g. a colour image as .pgm, which holds grey only
+        ok = False
     if not ok:
-        msg = f"{path}: OpenCV cannot encode '{suffix}' images"
+        mode = "grey" if image.ndim == 2 else f"{image.shape[2]}-channel"
+        msg = f"{path}: OpenCV cannot encode this {mode} image as '{suffix}'; choose another image format"
         raise OutputError(msg)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
@@ -183,6 +188,10 @@ class FrameSink:
     def write(self, frame: Frame, result: np.ndarray) -> None:
         if self.output is None:
             return
+        if frame.alpha is not None and self.kind in ("folder", "image") and result.shape[:2] == frame.alpha.shape:
+            # An image's transparency is passed through: the model sees and returns the colour only.
+            colour = cv2.cvtColor(result, cv2.COLOR_GRAY2BGR) if result.ndim == 2 else result
+            result = np.dstack([colour, frame.alpha])
         if self.folder is not None:
             self.folder.write(result, frame.name or "frame.png")
         elif self.kind == "image":

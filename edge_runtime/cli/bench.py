@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli.options import user_errors
+from edge_runtime.cli.options import FiniteFloatRange, check_threads, user_errors
 
 
 @click.command()
@@ -19,15 +19,17 @@ from edge_runtime.cli.options import user_errors
               help="Precisions to compare, e.g. fp32,fp16,int8: variants are found beside the model "
                    "(MODEL.int8.onnx, ...).")
 @click.option("--size", default="640x480,1280x720,1920x1080", show_default=True,
-              help="Frame sizes WIDTHxHEIGHT, separated by commas.")
+              help="Frame sizes WIDTHxHEIGHT, separated by commas (each side at most 8192).")
 @click.option("--quality", type=click.Path(file_okay=False), help="Folder of clean images: PSNR / SSIM at "
               "sigma 15/25/50 for every precision and for OpenCV non-local means.")
-@click.option("--quality-images", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--quality-images", type=click.IntRange(1, 1000), default=8, show_default=True,
               help="Images of the --quality folder to use.")
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--runs", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Timed calls per row (more when they take under --min-seconds).")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: the cores this process may use).")
+@click.option("--min-seconds", type=FiniteFloatRange(0, 60), default=1.0, show_default=True,
+              help="Keep calling until this many seconds have passed per row (at most 50 x --runs calls).")
+@click.option("--threads", type=click.IntRange(min=1), callback=check_threads,
+              help="CPU threads (default: the cores this process may use).")
 @click.option("--spin/--no-spin", default=False, show_default=True,
               help="Let onnxruntime's threads busy-wait between calls (faster in a tight loop, burns a core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
@@ -49,7 +51,10 @@ def bench(models: tuple[str, ...], device: str, precision: str, size: str, quali
     from edge_runtime.bench import append_log, format_table, parse_sizes, run_bench
     from edge_runtime.card import PRECISIONS
     from edge_runtime.errors import BenchError
+    from edge_runtime.files import check_writable
 
+    if log_file:
+        check_writable(Path(log_file))  # before the benchmark, not after it
     devices = [d.strip() for d in device.split(",") if d.strip()]
     bad = [d for d in devices if d not in ("auto", "cpu", "cuda")] or ([] if devices else [device])
     if bad:

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 import click
 
 from edge_runtime.cli.options import (
+    FiniteFloatRange,
     Progress,
     camera_option,
+    fail_on_problems,
     max_frames_option,
     reconnect_option,
     runtime_options,
+    signal_exit_code,
     user_errors,
 )
 
@@ -43,10 +46,11 @@ def _describe(den: Denoiser) -> str:
 @click.option("--sample", is_flag=True, help="Denoise the short noisy sample clip bundled with edge-ae.")
 @click.option("--show", is_flag=True, help="Show input and output side by side; q quits.")
 @max_frames_option("Stop after this many frames (per video in a batch).")
-@click.option("--tile", type=click.IntRange(min=64), default=2048, show_default=True,
-              help="Frames with a side larger than this are processed in overlapping tiles.")
+@click.option("--tile", type=click.IntRange(128, 4096), default=2048, show_default=True,
+              help="Frames with a side larger than this are processed in overlapping tiles (128 to 4096 pixels; "
+                   "larger tiles need more memory: about 2.5 GB at 4096).")
 @reconnect_option
-@click.option("--give-up", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+@click.option("--give-up", type=FiniteFloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               help="Stop reconnecting after this long without frames (0: never give up).")
 @click.option("--audio/--no-audio", default=True, show_default=True,
               help="Keep a video file's audio track (needs an ffmpeg binary: pip install 'edge-ae[video]').")
@@ -96,6 +100,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         raise click.UsageError("a live source needs -o OUTPUT or --show")
 
     den = Denoiser(model, device=device, threads=threads, tile=tile)
+
     def on_event(message: str) -> None:
         click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
 
@@ -116,7 +121,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     for note in report.notes:
         click.echo(note, err=True)
     if report.interrupted:
-        sys.exit(143 if report.signal == "SIGTERM" else 130)
+        sys.exit(signal_exit_code(report.signal))
+    fail_on_problems(report.problems)
     if report.lost:
         raise click.ClickException(f"{source.description}: the input was lost and did not come back "
                                    f"({'reconnecting is off' if not reconnect else f'gave up after {give_up:g} s'}); "
@@ -146,7 +152,9 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
             bars[-1].done()
         tag = f"[{i + 1}/{len(items)}] {result.item.source}"
         if result.error is not None or result.report is None:
-            click.echo(f"{tag}: FAILED: {result.error}", err=True)
+            kept = f" (its {result.report.frames} readable frames are in {result.item.output})" \
+                if result.report is not None and result.report.outputs else ""
+            click.echo(f"{tag}: FAILED: {result.error}{kept}", err=True)
             return
         r = result.report
         how = f"stopped by {r.signal} after" if r.interrupted else "done:"
@@ -156,7 +164,8 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
 
     results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames)
     click.echo(summarise(results), err=True)
-    if any(r.report is not None and r.report.interrupted for r in results):
-        sys.exit(130)
+    stopped = next((r.report for r in results if r.report is not None and r.report.interrupted), None)
+    if stopped is not None:
+        sys.exit(signal_exit_code(stopped.signal))
     if any(r.error is not None for r in results):
         sys.exit(1)

@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING
 import click
 
 from edge_runtime.cli.options import (
+    FiniteFloatRange,
     Progress,
     camera_option,
     device_option,
+    fail_on_problems,
     max_frames_option,
     model_option,
     reconnect_option,
+    signal_exit_code,
     threads_option,
     user_errors,
 )
@@ -35,10 +38,11 @@ if TYPE_CHECKING:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Annotated video: heat map and score bar.")
 @click.option("--snapshots", type=click.Path(file_okay=False), help="Folder for the peak frame of each event.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the score timeline.")
-@click.option("--threshold", type=float, help="Use this threshold instead of the calibrated one.")
-@click.option("--release", type=click.FloatRange(min=0, max=1), default=RELEASE, show_default=True,
-              help="An event closes once the score stays below this share of the way from the median "
-                   "normal score (from calibration) to the threshold ...")
+@click.option("--threshold", type=FiniteFloatRange(min=0, min_open=True),
+              help="Use this threshold (a positive number) instead of the calibrated one.")
+@click.option("--release", type=FiniteFloatRange(min=0, max=1), default=RELEASE, show_default=True,
+              help="An event closes once the score stays below the release level, this share of the way from "
+                   "the median normal score (from calibration; 0 without one) up to the threshold ...")
 @click.option("--hold", type=click.IntRange(min=1), default=HOLD, show_default=True,
               help="... for this many frames in a row.")
 @max_frames_option("Stop after this many frames.")
@@ -113,22 +117,25 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
                f"{rep.model_ms:.1f} ms/frame); {rep.flagged} flagged, "
                f"{len(rep.events)} event(s); wrote {', '.join(rep.outputs)}", err=True)
     if rep.interrupted:
-        sys.exit(143 if rep.signal == "SIGTERM" else 130)
+        sys.exit(signal_exit_code(rep.signal))
+    fail_on_problems(rep.problems)
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("normal_data", nargs=-1)
 @camera_option("Calibrate on camera N (with --max-frames).")
-@click.option("--quantile", type=click.FloatRange(min=0, max=1, min_open=True),
+@click.option("--quantile", type=FiniteFloatRange(min=0, max=1, min_open=True),
               help="Threshold = this quantile of the normal scores (e.g. 0.99).")
-@click.option("--max-false-alarm", type=click.FloatRange(min=0, max=1, max_open=True),
+@click.option("--max-false-alarm", type=FiniteFloatRange(min=0, max=1, max_open=True),
               help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the calibrated model here (default: replace MODEL, atomically).")
 @click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], likelihood (variational), sequence (lstm) "
                               "[default: the card's, else from the model's outputs].")
-@click.option("--smoothing", type=click.IntRange(min=1), help="Average the scores of the last K frames (causal).")
+@click.option("--smoothing", type=click.IntRange(min=1), metavar="K",
+              help="Average the scores of the last K frames (causal); the normal data must be long enough "
+                   "for the K frames to fill for most of its frames.")
 @max_frames_option("Use at most this many normal frames.")
 @threads_option
 @device_option

@@ -4,6 +4,8 @@ edge-ae errors into one line, and the progress display."""
 from __future__ import annotations
 
 import functools
+import math
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -36,6 +38,28 @@ def user_errors(fn: F) -> F:
     return cast(F, wrapper)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and infinity (which pass every comparison click makes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def signal_exit_code(name: str | None) -> int:
+    """The shell's exit code for a run ended by signal ``name`` (128 + its number: SIGINT 130, SIGTERM 143)."""
+    return 128 + int(getattr(signal, name or "SIGINT", signal.SIGINT))
+
+
+def fail_on_problems(problems: list[str]) -> None:
+    """End a run that read its input to the end but found it damaged (images skipped, a video that ended early):
+    one line, exit code 1, after the outputs of what could be read were written."""
+    if problems:
+        raise click.ClickException("; ".join(problems))
+
+
 def model_option(help: str = "ONNX model file (default: the bundled denoiser).") -> Callable[[F], F]:
     """``-m/--model FILE``."""
     return click.option("-m", "--model", type=click.Path(dir_okay=False), help=help)
@@ -47,10 +71,24 @@ def device_option(fn: F) -> F:
                         help="Where to run: auto uses CUDA when onnxruntime offers it.")(fn)
 
 
+def check_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--threads``: at most the cores this process may use (more only queue, and thousands exhaust memory)."""
+    if value is None:
+        return None
+    from edge_runtime.model import default_threads  # only when given: --help stays quick
+
+    cores = default_threads()
+    if value > cores:
+        msg = f"{value} is more than the {cores} cores this process may use; give 1 to {cores}."
+        raise click.BadParameter(msg, ctx, param)
+    return value
+
+
 def threads_option(fn: F) -> F:
     """``--threads N`` for onnxruntime."""
-    return click.option("--threads", type=click.IntRange(min=1),
-                        help="CPU threads for onnxruntime (default: all cores).")(fn)
+    return click.option("--threads", type=click.IntRange(min=1), callback=check_threads,
+                        help="CPU threads for onnxruntime, at most the cores this process may use "
+                             "(default: all of them).")(fn)
 
 
 def runtime_options(fn: F) -> F:
@@ -58,9 +96,12 @@ def runtime_options(fn: F) -> F:
     return model_option()(device_option(threads_option(fn)))
 
 
+MAX_CAMERA = 99  # edge_runtime.sources.MAX_CAMERA, repeated so --help does not load OpenCV
+
+
 def camera_option(help: str = "Read camera N instead of INPUT.") -> Callable[[F], F]:
-    """``--camera N``."""
-    return click.option("--camera", type=int, help=help)
+    """``--camera N`` (0 to 99)."""
+    return click.option("--camera", type=click.IntRange(0, MAX_CAMERA), metavar="N", help=help)
 
 
 def max_frames_option(help: str) -> Callable[[F], F]:
