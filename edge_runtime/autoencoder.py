@@ -22,6 +22,7 @@ from edge_runtime.model import Model
 __all__ = ["Autoencoder", "AutoencoderInputError", "image_grid"]
 
 CHUNK = 256  # samples per onnxruntime call: bounded memory for long videos
+MAX_GRID_PIXELS = 1 << 27  # about 134 megapixels (400 MB in colour): a larger grid is refused, not allocated
 
 
 class Autoencoder:
@@ -203,9 +204,14 @@ def image_grid(frames: Sequence[np.ndarray], columns: int | None = None, pad: in
     if not frames:
         msg = "no frames to put in a grid"
         raise AutoencoderInputError(msg)
-    cols = columns or int(np.ceil(np.sqrt(len(frames))))
+    cols = min(columns or int(np.ceil(np.sqrt(len(frames)))), len(frames))
     rows = int(np.ceil(len(frames) / cols))
     h, w = frames[0].shape[:2]
+    gh, gw = (rows * (h + pad) + pad) * scale, (cols * (w + pad) + pad) * scale
+    if gh * gw > MAX_GRID_PIXELS:
+        msg = (f"a grid of {len(frames)} frames of {w}x{h} in {cols} columns at scale {scale} would be {gw}x{gh} "
+               f"pixels; at most {MAX_GRID_PIXELS / 1e6:.0f} megapixels: use fewer frames or a smaller scale")
+        raise AutoencoderInputError(msg)
     extra = frames[0].shape[2:]
     grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, *extra), dtype=np.uint8)
     for i, f in enumerate(frames):

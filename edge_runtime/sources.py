@@ -26,6 +26,7 @@ STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp
 FILE_URL_PREFIXES = ("http://", "https://")  # URLs that may name a finite file rather than a live stream
 MAX_CAMERA = 99  # OpenCV reads an index of 100 or more as a backend number plus an index: another camera
 MAX_SKIP_LINES = 10  # unreadable images named one by one; the rest are only counted
+MAX_IMAGE_PIXELS = 1 << 27  # about 134 megapixels; a larger image would take gigabytes once converted for a model
 
 
 @dataclass
@@ -127,10 +128,17 @@ def decode_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read an 8-bit image as (BGR or grey image, alpha channel or None)."""
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     if data is not None and data.size:
-        damage = png_damage(data.tobytes()) if path.suffix.lower() == ".png" else None
-        if damage is not None:
-            msg = f"{path}: not a readable image: {damage}"
-            raise SourceError(msg)
+        head = data[:24].tobytes()
+        if head.startswith(_PNG_SIGNATURE):
+            damage = png_damage(data.tobytes())
+            if damage is not None:
+                msg = f"{path}: not a readable image: {damage}"
+                raise SourceError(msg)
+            # A few kilobytes of PNG can claim gigabytes of pixels: refuse them before decoding.
+            w, h = struct.unpack(">II", head[16:24]) if head[12:16] == b"IHDR" else (0, 0)
+            if w * h > MAX_IMAGE_PIXELS:
+                msg = f"{path}: {w}x{h} pixels is more than edge-ae reads (at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels)"
+                raise SourceError(msg)
     with quiet_opencv():
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
     if img is None:

@@ -88,6 +88,8 @@ def main() -> None:
     # for them. Set here, in edge-ae's own process, before OpenCV is imported or opens its first video.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    # OpenCV's own cap on decoded image size (default 1 Gpixel), lowered to the runtime's for every format.
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 27))
     cli(prog_name="edge-ae")
 
 

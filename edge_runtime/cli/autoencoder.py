@@ -141,9 +141,10 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
               help="Samples from the prior.")
 @click.option("--interpolate", nargs=2, type=click.Path(dir_okay=False, exists=True), metavar="A B",
               help="Instead of sampling: walk the latent line between images A and B.")
-@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames of the walk.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the samples.")
-@click.option("--columns", type=click.IntRange(min=1), help="Grid columns (default: square, or one row for a walk).")
+@click.option("--steps", type=click.IntRange(2, 4096), default=10, show_default=True, help="Frames of the walk.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the samples.")
+@click.option("--columns", type=click.IntRange(1, 4096),
+              help="Grid columns (default: square, or one row for a walk).")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=2, show_default=True,
               help="Enlarge the grid this many times (nearest neighbour).")
 @device_option

@@ -97,7 +97,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if output is None and not is_live and not show:
         output = str(default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
     if output is None and not show:
-        raise click.UsageError("a live source needs -o OUTPUT or --show")
+        raise click.UsageError("a camera or URL input needs -o OUTPUT or --show")
 
     den = Denoiser(model, device=device, threads=threads, tile=tile)
 
