@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.data import VIDEO_SUFFIXES, DataError, Sample, collect
+from train.data import VIDEO_SUFFIXES, Sample, collect, video_frames
+from train.errors import DataError
 
 TABLE_SUFFIXES = (".csv.gz", ".csv")
 
@@ -87,23 +88,11 @@ def load_images(paths: list[str | Path], channels: int, height: int | None, widt
 
 def read_video_frames(path: str | Path, channels: int, height: int, width: int, step: int = 1) -> np.ndarray:
     """Every ``step``-th frame of a video at (height, width): uint8 (N, H, W, C), RGB or grey."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        msg = f"{path}: not a readable video"
-        raise DataError(msg)
     frames = []
-    i = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
-                img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if channels == 1 else frame[..., ::-1]
-                frames.append(_fit(img, height, width))
-            i += 1
-    finally:
-        cap.release()
+    for i, frame in video_frames(Path(path)):
+        if i % step == 0:
+            img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if channels == 1 else frame[..., ::-1]
+            frames.append(_fit(img, height, width))
     if not frames:
         msg = f"{path}: no frames could be decoded"
         raise DataError(msg)

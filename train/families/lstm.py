@@ -17,10 +17,13 @@ convolutional family for that).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from train.registry import register_family
+from train.objectives import plain_objective
+from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, flat_arguments, register_family
 
 
 class LSTMAutoencoder(nn.Module):
@@ -58,7 +61,15 @@ class LSTMAutoencoder(nn.Module):
         return y, z
 
 
-@register_family("lstm")
 def lstm(features: int = 384, hidden: int = 128, bottleneck: int = 32, centre: bool = True,
          gain: float = 20.0) -> LSTMAutoencoder:
     return LSTMAutoencoder(features, hidden, bottleneck, centre, gain)
+
+
+def sequence_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    # centre is recorded in the checkpoint and the card; a config {"model": {"centre": false}} turns it off
+    return {**flat_arguments(channels, height, width), "centre": True}
+
+
+register_family(FamilySpec("lstm", lstm, layout="NTF", outputs=AUTOENCODER_OUTPUTS, objective=plain_objective,
+                           score="sequence", arguments=sequence_arguments))
