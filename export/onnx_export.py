@@ -34,7 +34,8 @@ from edge_runtime.files import check_writable, write_bytes_atomic
 from export.card_io import set_card
 from export.errors import ExportError
 from train.checkpoint import load_checkpoint
-from train.registry import FamilySpec, family_spec
+from train.registry import family_spec
+from train.spec import FamilySpec
 
 __all__ = ["OPSET", "ExportError", "build_card", "export_checkpoint", "export_model", "parity", "probes", "to_onnx"]
 

@@ -174,7 +174,8 @@ class FrameCalibration:
                 inputs = [ae.sequences(ae.frames_to_array(frames))[0]]
         else:
             m = card.input.spatial_multiple
-            inputs = [to_planes(add_noise(_crop(f, m), CALIBRATION_SIGMAS[i % len(CALIBRATION_SIGMAS)], rng), card.input)
+            sigmas = CALIBRATION_SIGMAS
+            inputs = [to_planes(add_noise(_crop(f, m), sigmas[i % len(sigmas)], rng), card.input)
                       for i, f in enumerate(frames)]
         self._inputs: Iterator[np.ndarray] = iter(inputs)
         self.input_name = input_name

@@ -27,8 +27,8 @@ from tests.conftest import CLEAN_CLIP, DATA  # noqa: E402
 from train.config import build_config  # noqa: E402
 from train.errors import UnknownFamilyError  # noqa: E402
 from train.objectives import ObjectiveConfig, Parts  # noqa: E402
-from train.registry import AUTOENCODER_OUTPUTS, ROLES, FamilySpec, create_model, family_spec, list_families  # noqa: E402
-from train.registry import register_family, unregister_family  # noqa: E402
+from train.registry import create_model, family_spec, list_families  # noqa: E402
+from train.spec import AUTOENCODER_OUTPUTS, ROLES, FamilySpec, register_family, unregister_family  # noqa: E402
 
 DIGITS = str(DATA / "digits.csv.gz")
 

@@ -8,7 +8,8 @@ import click
 
 from train.config import PRESETS, build_config
 from train.errors import ConfigError, TrainError
-from train.registry import FAMILY_OPTIONS, FamilySpec, family_spec, list_families
+from train.registry import family_spec, list_families
+from train.spec import FAMILY_OPTIONS, FamilySpec
 
 
 @click.command("train")
@@ -36,7 +37,8 @@ from train.registry import FAMILY_OPTIONS, FamilySpec, family_spec, list_familie
 @click.option("--bottleneck", type=click.IntRange(min=1), help="Code size (hidden units for sparse).")
 @click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")
 @click.option("--width", type=click.IntRange(min=1), help="Frame width the fixed-size families resize to.")
-def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None, **overrides: object) -> None:
+def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
+                  **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.
 
     \b

@@ -50,7 +50,8 @@ def _fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return img if img.ndim == 3 else img[..., None]
 
 
-def load_images(paths: list[str | Path], channels: int, height: int | None, width: int | None) -> tuple[list[Sample], int, int]:
+def load_images(paths: list[str | Path], channels: int, height: int | None,
+                width: int | None) -> tuple[list[Sample], int, int]:
     """Every image, video frame and table row under ``paths`` at one size (H, W, C uint8, RGB or grey).
 
     Without a size, tables keep their native size and other images become 28 x 28.

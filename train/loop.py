@@ -29,13 +29,15 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, clean: torch.Tensor, sigma: float = VAL_SIGMA, seed: int = 1234) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, clean: torch.Tensor, sigma: float = VAL_SIGMA,
+             seed: int = 1234) -> tuple[float, float]:
     """(noisy PSNR, denoised PSNR) on ``clean`` with fixed AWGN of ``sigma``, clipped and rounded."""
     g = torch.Generator().manual_seed(seed)
     noisy = quantize(add_gaussian(clean, torch.full((clean.shape[0],), sigma), g))
     was_training = model.training
     model.eval()
-    out = torch.cat([model(noisy[i : i + 4].contiguous(memory_format=torch.channels_last)) for i in range(0, len(noisy), 4)])
+    out = torch.cat([model(noisy[i : i + 4].contiguous(memory_format=torch.channels_last))
+                     for i in range(0, len(noisy), 4)])
     model.train(was_training)
     return psnr(noisy, clean), psnr(out, clean)
 

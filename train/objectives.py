@@ -132,7 +132,8 @@ def contractive_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfi
     return mse + cfg.contractive * jac, {"mse": mse.item(), "jacobian_fro_sq": jac.item()}
 
 
-def elbo_terms(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def elbo_terms(model: nn.Module, x: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(reconstruction negative log-likelihood, KL, mean-path MSE), each per sample.
 
     The likelihood is Bernoulli over pixels in [0, 1] (binary cross-entropy summed over features).

@@ -88,8 +88,9 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: type[torch.optim
             rate = done / elapsed
             remaining = min((total_steps - done) / rate, budget_s - elapsed)
             shown = " ".join(f"{k} {v:.5f}" for k, v in avg.items())
-            log(f"epoch {min((done - 1) // cfg.steps_per_epoch + 1, cfg.epochs)}/{cfg.epochs} step {done}/{total_steps} "
-                f"{shown} lr {lr:.2e} {rate:.1f} steps/s, about {remaining / 60:.1f} min left")
+            epoch = min((done - 1) // cfg.steps_per_epoch + 1, cfg.epochs)
+            log(f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps} {shown} lr {lr:.2e} {rate:.1f} steps/s, "
+                f"about {remaining / 60:.1f} min left")
             last_log = now
         if now - last_val >= cfg.val_every_s:
             checkpoint(done)

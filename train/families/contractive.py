@@ -6,7 +6,7 @@ from __future__ import annotations
 from train.families._dense import mlp
 from train.families.undercomplete import DenseAutoencoder
 from train.objectives import contractive_objective
-from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, register_family
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class ContractiveAutoencoder(DenseAutoencoder):

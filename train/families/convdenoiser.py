@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from train.registry import FamilySpec, register_family
+from train.spec import FamilySpec, register_family
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:

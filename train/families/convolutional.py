@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.objectives import plain_objective
-from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, register_family
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:

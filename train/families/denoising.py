@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from train.families.undercomplete import DenseAutoencoder
 from train.objectives import denoising_objective
-from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, register_family
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 def denoising(features: int = 784, bottleneck: int = 64, hidden: tuple[int, ...] = (256,),

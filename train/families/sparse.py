@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from train.objectives import sparse_objective
-from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, register_family
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class SparseAutoencoder(nn.Module):

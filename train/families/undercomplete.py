@@ -11,7 +11,7 @@ from torch import nn
 
 from train.families._dense import mlp
 from train.objectives import plain_objective
-from train.registry import AUTOENCODER_OUTPUTS, FamilySpec, register_family
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class DenseAutoencoder(nn.Module):

@@ -13,7 +13,7 @@ from torch import nn
 
 from train.families._dense import mlp
 from train.objectives import variational_objective
-from train.registry import ExtraInput, FamilySpec, register_family
+from train.spec import ExtraInput, FamilySpec, register_family
 
 
 class VariationalAutoencoder(nn.Module):
