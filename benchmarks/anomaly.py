@@ -61,6 +61,13 @@ def _train(tmp: Path, name: str, data: list[str], family: str, steps: int, log: 
     return out
 
 
+def _keep(model: Path, keep: Path | None) -> None:
+    """Copy ``model`` into the folder ``keep`` (--keep), when one is given."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / model.name).write_bytes(model.read_bytes())
+
+
 def _cpu() -> float:
     return time.process_time()
 
@@ -98,9 +105,7 @@ def bench_mnist(tmp: Path, family: str, steps: int, digits: list[int], scores: l
         table = tmp / f"digit{k}.csv"
         np.savetxt(table, d[tr_idx], fmt="%d", delimiter=",")
         model = _train(tmp, f"mnist_{family}_{k}", [str(table)], family, steps, val_share=0.0, **over)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / model.name).write_bytes(model.read_bytes())
+        _keep(model, keep)
         t1, c1 = time.time(), _cpu()
         for s in scores:
             det = AnomalyDetector(model, device="cpu", threads=1, score=s)
@@ -145,9 +150,7 @@ def bench_ped2(tmp: Path, family: str, steps: int, held_out: list[str], keep: Pa
         cal_out = tmp / f"ped2_{family}_cal{smoothing}.onnx"
         cal = calibrate(model, [str(hold[0])], max_false_alarm=0.01, out=cal_out, device="cpu", threads=1,
                         smoothing=smoothing)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / cal_out.name).write_bytes(cal_out.read_bytes())
+        _keep(cal_out, keep)
         det = AnomalyDetector(cal_out, device="cpu", threads=1)
         flags = [det.score(f).flag for f in frames]
         # honest variant: calibrate on the first half of the held-out clip, measure on the second half
@@ -249,9 +252,7 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
     train_s, train_cpu = time.time() - t0, _cpu() - c0
     cal_out = tmp / "intel_cal.onnx"
     calibrate(model, [str(folder("intel_cal", ca, cb))], max_false_alarm=0.0, out=cal_out, device="cpu", threads=1)
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        (keep / cal_out.name).write_bytes(cal_out.read_bytes())
+    _keep(cal_out, keep)
     det = AnomalyDetector(cal_out, device="cpu", threads=1)
     s = np.array([det.score(f).score for f in frames])
     after = max(b, cb)

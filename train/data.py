@@ -67,15 +67,19 @@ def _read_video(path: Path, channels: int, every: int, limit: int) -> list[Sampl
     return out
 
 
+def files_under(path: Path) -> list[Path]:
+    """``path`` itself, or every file below the folder ``path`` (sorted); a missing path raises DataError."""
+    if not path.exists():
+        msg = f"{path}: no such file or folder"
+        raise DataError(msg)
+    return sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+
+
 def collect(paths: list[str | Path], channels: int = 3, video_every: int = 10, video_limit: int = 300) -> list[Sample]:
     """Load every image under ``paths`` (folders are searched recursively) and frames of videos."""
     samples: list[Sample] = []
     for p in map(Path, paths):
-        if not p.exists():
-            msg = f"{p}: no such file or folder"
-            raise DataError(msg)
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
+        for f in files_under(p):
             suffix = f.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
                 samples.append(Sample(f.name if p.is_dir() else str(f), _read_image(f, channels)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.data import VIDEO_SUFFIXES, Sample, collect, video_frames
+from train.data import VIDEO_SUFFIXES, Sample, collect, files_under, video_frames
 from train.errors import DataError
 
 TABLE_SUFFIXES = (".csv.gz", ".csv")
@@ -108,11 +108,7 @@ def load_sequences(paths: list[str | Path], channels: int, height: int, width: i
     """
     files: list[Path] = []
     for p in map(Path, paths):
-        if not p.exists():
-            msg = f"{p}: no such file or folder"
-            raise DataError(msg)
-        found = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        vids = [f for f in found if f.suffix.lower() in VIDEO_SUFFIXES]
+        vids = [f for f in files_under(p) if f.suffix.lower() in VIDEO_SUFFIXES]
         if not p.is_dir() and not vids:
             msg = f"{p}: sequence models train on videos ({', '.join(sorted(VIDEO_SUFFIXES))})"
             raise DataError(msg)
