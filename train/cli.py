@@ -67,7 +67,7 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
             fixed = overrides.get("family") is not None and family_spec(str(overrides["family"])).fixed_size
             preset = "ae" if fixed else "default"
         if overrides.get("channels") is not None:
-            overrides["channels"] = int(overrides["channels"])  # type: ignore[arg-type]
+            overrides["channels"] = int(str(overrides["channels"]))
         cfg = build_config(preset, config_file, **overrides)
         spec = family_spec(cfg.family)
         check_options(spec, overrides)

@@ -44,7 +44,7 @@ def checkpoint_meta(cfg: TrainConfig, **fields: Any) -> dict[str, Any]:
             "torch_version": str(torch.__version__)}
 
 
-def run_training(cfg: TrainConfig, model: nn.Module, optimizer: type[torch.optim.Optimizer],
+def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  step: Callable[[], tuple[torch.Tensor, Parts]], validate: Callable[[], dict[str, Any]],
                  out: str | Path, meta: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """Optimise ``model`` on ``step``'s loss for ``cfg``'s steps or minutes; returns the final metrics.
