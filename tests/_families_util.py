@@ -15,7 +15,8 @@ from train.data import split
 from train.loop_ae import load_data, to_tensor
 from train.registry import family_spec, list_families
 
-# Margins checked: undercomplete/denoising/contractive on seeds 0-2; sparse, variational, convolutional and lstm on seeds 0-4.
+# Margins checked: undercomplete/denoising/contractive on seeds 0-2; sparse, variational, convolutional and lstm
+# on seeds 0-4.
 SEED = int(os.environ.get("EDGE_AE_TEST_SEED", "0"))
 
 

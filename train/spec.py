@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from torch import nn
@@ -21,7 +22,8 @@ INPUT_AXES: dict[str, dict[int, str]] = {
     "NCHW": {0: "batch"},
     "NTF": {0: "batch", 1: "time"},
 }
-AUTOENCODER_OUTPUTS = {"reconstruction": "reconstruction", "latent": "latent"}  # most families' graph outputs
+# most families' graph outputs (read-only: every spec that names it shares it)
+AUTOENCODER_OUTPUTS: Mapping[str, str] = MappingProxyType({"reconstruction": "reconstruction", "latent": "latent"})
 # `edge-ae train` options that only some families take (the rest apply to every family).
 FAMILY_OPTIONS = ("patch", "height", "width", "seq_len", "bottleneck")
 
@@ -42,7 +44,12 @@ class ExtraInput:
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """What training, export and the model card need to know about one family, said once."""
+    """What training, export and the model card need to know about one family, said once.
+
+    The network ``build`` returns takes the frame batch (then each extra input) and returns one tensor per
+    entry of ``outputs``, in that order; a ``bottleneck`` attribute, when it has one, is recorded in the
+    checkpoint's metrics, and each extra input's ``width`` names an attribute of it.
+    """
 
     name: str  # the public name: --family, the checkpoint, the card
     build: Callable[..., nn.Module]  # keyword arguments -> the network
