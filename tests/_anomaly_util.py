@@ -36,7 +36,7 @@ def digit_split(k: int, train: int = 400) -> tuple[np.ndarray, np.ndarray, np.nd
 def _train_export(name: str, data: list[str], family: str, steps: int, **overrides: object) -> Path:
     import torch
 
-    from export.families import export_family
+    from export.onnx_export import export_checkpoint
     from train.config import build_config
     from train.loop_ae import train_autoencoder
 
@@ -46,7 +46,7 @@ def _train_export(name: str, data: list[str], family: str, steps: int, **overrid
     ckpt = _TMP / f"{name}.pt"
     train_autoencoder(cfg, data, ckpt, log=lambda s: None)
     out = _TMP / f"{name}.onnx"
-    export_family(ckpt, out)
+    export_checkpoint(ckpt, out)
     return out
 
 

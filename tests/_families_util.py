@@ -12,10 +12,17 @@ import torch
 from train.checkpoint import load_checkpoint
 from train.config import build_config
 from train.data import split
-from train.loop_ae import LAYOUTS, load_data, to_tensor
+from train.loop_ae import load_data, to_tensor
+from train.registry import family_spec, list_families
 
-# Margins checked: undercomplete/denoising/contractive on seeds 0-2; sparse, variational, convolutional and lstm on seeds 0-4.
+# Margins checked: undercomplete/denoising/contractive on seeds 0-2; sparse, variational, convolutional and lstm
+# on seeds 0-4.
 SEED = int(os.environ.get("EDGE_AE_TEST_SEED", "0"))
+
+
+def fixed_size_families() -> list[str]:
+    """Every registered family trained on fixed-size frames (all but the any-size image denoisers)."""
+    return [f for f in list_families() if family_spec(f).fixed_size]
 
 
 def fit(tmp: Path, data: list[str], family: str, steps: int, name: str | None = None,
@@ -32,5 +39,5 @@ def fit(tmp: Path, data: list[str], family: str, steps: int, name: str | None = 
     model, payload = load_checkpoint(out)
     samples, _, _ = load_data(cfg, data)
     _, val = split(samples, cfg.val_share)
-    held = to_tensor(np.stack([s.image for s in val]), LAYOUTS[family]) if val else torch.empty(0)
+    held = to_tensor(np.stack([s.image for s in val]), family_spec(family).layout) if val else torch.empty(0)
     return model, held, out

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from edge_runtime.model import Model  # noqa: E402
 from export.onnx_export import ExportError, export_checkpoint  # noqa: E402
-from train.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from train.checkpoint import load_checkpoint  # noqa: E402
+from train.errors import CheckpointError  # noqa: E402
 
 
 def test_checkpoint_rebuilds_from_the_file_alone(tiny_checkpoint: Path) -> None:

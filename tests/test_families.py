@@ -1,10 +1,13 @@
-"""Every registered autoencoder family: train a few steps -> export -> run through the runtime -> same as torch.
+"""Every registered family: its spec, then train a few steps -> export -> run through the runtime -> same as torch.
 
-Runs on a fresh clone: the 8x8 digits and the Intel clip are committed in tests/data.
+The sweeps read the registry, not a hand list; a throw-away family defined here (one spec, as one new
+file under train/families would) goes the same way. Runs on a fresh clone: the 8x8 digits and the Intel
+clip are committed in tests/data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,52 +16,175 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
+from torch import nn  # noqa: E402
 
 from edge_runtime.autoencoder import Autoencoder  # noqa: E402
 from edge_runtime.cli import cli  # noqa: E402
-from export.families import export_family  # noqa: E402
-from tests._families_util import fit  # noqa: E402
+from edge_runtime.model import Model  # noqa: E402
+from export.onnx_export import export_checkpoint  # noqa: E402
+from tests._families_util import fit, fixed_size_families  # noqa: E402
 from tests.conftest import CLEAN_CLIP, DATA  # noqa: E402
-from train.loop_ae import AE_FAMILIES  # noqa: E402
-from train.registry import UnknownFamilyError, create_model, list_families  # noqa: E402
+from train.config import build_config  # noqa: E402
+from train.errors import UnknownFamilyError  # noqa: E402
+from train.objectives import ObjectiveConfig, Parts  # noqa: E402
+from train.registry import create_model, family_spec, list_families  # noqa: E402
+from train.spec import AUTOENCODER_OUTPUTS, ROLES, FamilySpec, register_family, unregister_family  # noqa: E402
 
 DIGITS = str(DATA / "digits.csv.gz")
 
 
-def test_registry_lists_all_families() -> None:
-    assert set(AE_FAMILIES) <= set(list_families())
+def test_unknown_family_lists_the_registered_ones() -> None:
     with pytest.raises(UnknownFamilyError, match="valid families: .*contractive.*variational"):
         create_model("nope")
 
 
-@pytest.mark.parametrize("family", AE_FAMILIES)
-def test_family_train_export_runtime_parity(family: str, tmp_path: Path) -> None:
-    if family == "lstm":
-        model, _, ckpt = fit(tmp_path, [str(CLEAN_CLIP)], family, 5, seq_len=6, batch=4, model={"hidden": 16})
+@pytest.mark.parametrize("family", list_families())
+def test_every_spec_matches_its_network(family: str) -> None:
+    """Built by the spec's size rule and code argument, the network takes the spec's inputs in its layout
+    and returns one tensor per output role, frame-shaped where the role is image or reconstruction."""
+    spec = family_spec(family)
+    assert spec.name == family and set(spec.outputs.values()) <= set(ROLES)
+    assert ("seq_len" in spec.options) == (spec.layout == "NTF") and ("patch" in spec.options) != spec.fixed_size
+    c, h, w = 1, 8, 8
+    args = spec.arguments(c, h, w) if spec.fixed_size else spec.arguments(c, None, None)
+    if spec.code_argument:
+        args[spec.code_argument] = 5
+    model = spec.build(**args).eval()
+    x = torch.rand({"image": (2, c, 16, 16), "NF": (2, c * h * w), "NCHW": (2, c, h, w), "NTF": (2, 3, c * h * w)}[
+        spec.layout])
+    extra = [torch.rand(3, int(getattr(model, e.width))) for e in spec.extra_inputs]
+    with torch.no_grad():
+        out = model(x, *extra)
+    out = (out,) if isinstance(out, torch.Tensor) else out
+    assert len(out) == len(spec.outputs)
+    for y, role in zip(out, spec.outputs.values(), strict=True):
+        if role in ("image", "reconstruction"):
+            assert y.shape == x.shape, role
+        if role in ("latent", "mean") and spec.code_argument:
+            assert y.shape == (2, 5), role
+    if spec.fixed_size:
+        loss, parts = spec.objective(model.train(), x, ObjectiveConfig(), torch.Generator().manual_seed(0))
+        assert loss.ndim == 0 and torch.isfinite(loss) and parts
+
+
+def train_export_run(family: str, tmp_path: Path, frames_dir: Path) -> None:
+    """Train ``family`` a few steps with the project's loop, export it, and run it through onnxruntime."""
+    spec = family_spec(family)
+    out = tmp_path / "m.onnx"
+    if not spec.fixed_size:  # an any-size image model: the denoiser loop, then the runtime's Model at two sizes
+        from train.checkpoint import load_checkpoint
+        from train.loop import train_denoiser
+
+        ckpt = tmp_path / "d.pt"
+        train_denoiser(build_config("tiny", family=family, threads=1, steps_per_epoch=3), [str(frames_dir)], ckpt,
+                       log=lambda s: None)
+        card = export_checkpoint(ckpt, out)
+        assert (card.input.layout, card.outputs, card.anomaly) == (spec.card_layout, dict(spec.outputs), None)
+        model, _ = load_checkpoint(ckpt)
+        m = Model(out, device="cpu", threads=1)
+        for shape in [(1, 3, 16, 24), (2, 3, 40, 8)]:
+            x = np.random.default_rng(0).random(shape, dtype=np.float32)
+            with torch.no_grad():
+                np.testing.assert_allclose(m.run(x), model(torch.from_numpy(x)).numpy(), atol=1e-4)
+        return
+    task = "anomaly" if spec.score else "reconstruct"
+    if spec.layout == "NTF":
+        model, _, ckpt = fit(tmp_path, [str(CLEAN_CLIP)], family, 5, seq_len=6, batch=4, task=task)
     else:
-        model, _, ckpt = fit(tmp_path, [DIGITS], family, 20)
-    card = export_family(ckpt, tmp_path / "m.onnx")
-    assert card.task == "reconstruct" and card.family == family
-    ae = Autoencoder(tmp_path / "m.onnx", device="cpu", threads=1)
+        model, _, ckpt = fit(tmp_path, [DIGITS], family, 20, task=task)
+    card = export_checkpoint(ckpt, out)
+    assert card.task == task and card.family == family
+    assert (card.input.layout, card.outputs) == (spec.card_layout, dict(spec.outputs))
+    assert card.anomaly is None if task != "anomaly" else card.anomaly.score == spec.score
+    ae = Autoencoder(out, device="cpu", threads=1)
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (8, 8) if family != "lstm" else (30, 40, 3), dtype=np.uint8) for _ in range(13)]
+    frames = [rng.integers(0, 256, (8, 8) if spec.layout != "NTF" else (30, 40, 3), dtype=np.uint8) for _ in range(13)]
     x = ae.frames_to_array(frames)
-    if family == "lstm":
+    if spec.layout == "NTF":
         x, _ = ae.sequences(x)
         assert x.shape[1] == 6
+    extra = [torch.zeros(0, int(getattr(model, e.width))) for e in spec.extra_inputs]
     with torch.no_grad():
-        out = model(torch.from_numpy(x))
-    np.testing.assert_allclose(ae.reconstruct_batch(x), out[0].numpy(), atol=1e-5)
-    z = out[1] if family != "variational" else out[1]  # the mean for the VAE
+        out_torch = model(torch.from_numpy(x), *extra)
+    roles = list(spec.outputs.values())
+    np.testing.assert_allclose(ae.reconstruct_batch(x), out_torch[roles.index("reconstruction")].numpy(), atol=1e-5)
+    z = out_torch[roles.index("mean" if "mean" in roles else "latent")]
     np.testing.assert_allclose(ae.encode_batch(x), z.reshape(len(z), -1).numpy(), atol=1e-5)
     assert len(ae.reconstruct(frames)) == len(frames)
     errors = ae.errors(x)
     assert errors.shape == (len(x),) and np.all(errors >= 0)
 
 
+@pytest.mark.parametrize("family", list_families())
+def test_family_train_export_runtime_parity(family: str, tmp_path: Path, frames_dir: Path) -> None:
+    train_export_run(family, tmp_path, frames_dir)
+
+
+# ---------------------------------------------------------------- a family added by one spec
+
+
+class TinyAutoencoder(nn.Module):
+    """A throw-away family: one linear layer down to the code, one back up."""
+
+    def __init__(self, features: int, bottleneck: int = 4) -> None:
+        super().__init__()
+        self.features, self.bottleneck = features, bottleneck
+        self.encoder = nn.Linear(features, bottleneck)
+        self.decoder = nn.Sequential(nn.Linear(bottleneck, features), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)  # (B, Z)
+        return self.decoder(z), z  # (B, F), (B, Z)
+
+
+def mean_abs_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                       gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    pred, _ = model(x)
+    loss = (pred - x).abs().mean()
+    return loss, {"mae": loss.item()}
+
+
+TINY = FamilySpec("throwaway_tiny_ae", TinyAutoencoder, layout="NF", outputs=AUTOENCODER_OUTPUTS,
+                  objective=mean_abs_objective)
+
+
+@pytest.fixture
+def tiny_family() -> Iterator[str]:
+    register_family(TINY)
+    yield TINY.name
+    unregister_family(TINY.name)
+
+
+def test_a_family_added_by_one_spec_trains_exports_and_runs(tiny_family: str, tmp_path: Path,
+                                                            frames_dir: Path) -> None:
+    assert tiny_family in list_families() and tiny_family in fixed_size_families()
+    train_export_run(tiny_family, tmp_path, frames_dir)
+    # the command line reads the registry too: the code size option goes to the spec's code argument
+    ck, onnx_path = tmp_path / "t.pt", tmp_path / "t.onnx"
+    run = CliRunner().invoke
+    r = run(cli, ["train", "--family", tiny_family, DIGITS, "--epochs", "1", "--steps-per-epoch", "5",
+                  "--bottleneck", "3", "--threads", "1", "-o", str(ck)])
+    assert r.exit_code == 0, r.output
+    assert " mae " in r.output  # the progress line shows the objective's parts
+    r = run(cli, ["export", str(ck), "-o", str(onnx_path)])
+    assert r.exit_code == 0, r.output
+    assert Autoencoder(onnx_path, device="cpu").encode([np.zeros((8, 8), np.uint8)]).shape == (1, 3)
+    r = run(cli, ["train", "--family", tiny_family, DIGITS, "--seq-len", "4", "-o", str(tmp_path / "x.pt")])
+    assert r.exit_code == 1
+    assert "--seq-len does not apply to family 'throwaway_tiny_ae' (it applies to lstm)" in r.output
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_options_a_family_does_not_take_are_refused(tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["train", "--family", "convolutional", DIGITS, "--bottleneck", "3",
+                                 "-o", str(tmp_path / "c.pt")])
+    assert r.exit_code == 1 and r.output.startswith("Error: --bottleneck does not apply to family 'convolutional'")
+    assert r.output.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_lstm_runs_any_sequence_length(tmp_path: Path) -> None:
     model, _, ckpt = fit(tmp_path, [str(CLEAN_CLIP)], "lstm", 3, seq_len=6, batch=4, model={"hidden": 16})
-    export_family(ckpt, tmp_path / "l.onnx")
+    export_checkpoint(ckpt, tmp_path / "l.onnx")
     ae = Autoencoder(tmp_path / "l.onnx", device="cpu", threads=1)
     for t in (1, 6, 11):
         x = np.random.default_rng(t).random((2, t, model.features), dtype=np.float32)
@@ -104,7 +230,7 @@ def test_cli_train_export_encode_reconstruct_sample(tmp_path: Path) -> None:
 
 def test_sampling_needs_a_variational_model(tmp_path: Path) -> None:
     _, _, ckpt = fit(tmp_path, [DIGITS], "undercomplete", 2)
-    export_family(ckpt, tmp_path / "u.onnx")
+    export_checkpoint(ckpt, tmp_path / "u.onnx")
     r = CliRunner().invoke(cli, ["sample", str(tmp_path / "u.onnx"), "-o", str(tmp_path / "g.png")])
     assert r.exit_code == 1 and "sampling needs a variational model" in r.output
     assert not (tmp_path / "g.png").exists()

@@ -103,14 +103,14 @@ def test_jacobian_norm_is_exact() -> None:
 def test_variational_kl_samples_and_interpolation(tmp_path: Path) -> None:
     """Through the exported ONNX file and the torch-free runtime."""
     from edge_runtime.autoencoder import Autoencoder
-    from export.families import export_family
+    from export.onnx_export import export_checkpoint
 
     model, held, ckpt = fit(tmp_path, [str(shared(DIGITS))], "variational", 1500, bottleneck=4, lr=3e-3,
                             model={"hidden": [128]})
     with torch.no_grad():
         mean, logvar = model.encode(held)
         assert float(gaussian_kl(mean, logvar).mean()) > 1.0  # the code carries information (no collapse)
-    export_family(ckpt, tmp_path / "vae.onnx")
+    export_checkpoint(ckpt, tmp_path / "vae.onnx")
     ae = Autoencoder(tmp_path / "vae.onnx", device="cpu", threads=1)
     real = held.numpy()
     samples = np.stack(ae.sample(64, seed=3)).reshape(64, -1) / 255.0
@@ -136,7 +136,7 @@ def test_variational_kl_samples_and_interpolation(tmp_path: Path) -> None:
 def test_convolutional_seed_architecture_trains_and_exports(tmp_path: Path) -> None:
     import onnx
 
-    from export.families import export_family
+    from export.onnx_export import export_checkpoint
     from train.loop_ae import reconstruction_mse
     from train.registry import create_model
 
@@ -144,7 +144,7 @@ def test_convolutional_seed_architecture_trains_and_exports(tmp_path: Path) -> N
     model, held, ckpt = fit(tmp_path, [str(shared(DIGITS))], "convolutional", 150, batch=32, height=24, width=24)
     untrained = create_model("convolutional", height=24, width=24)
     assert reconstruction_mse(model, held) < 0.5 * reconstruction_mse(untrained, held)
-    card = export_family(ckpt, tmp_path / "conv.onnx")
+    card = export_checkpoint(ckpt, tmp_path / "conv.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "conv.onnx")).graph.node]
     assert ops.count("MaxPool") == 3 and ops.count("Resize") == 3 and ops.count("Conv") == 7
     assert card.input.layout == "NCHW" and (card.input.height, card.input.width) == (24, 24)

@@ -12,10 +12,11 @@ torch = pytest.importorskip("torch")
 
 from edge_runtime.cli import cli  # noqa: E402
 from edge_runtime.model import Model  # noqa: E402
-from train.config import ConfigError, build_config  # noqa: E402
+from train.config import build_config  # noqa: E402
 from train.data import is_validation, split, Sample  # noqa: E402
+from train.errors import ConfigError, UnknownFamilyError  # noqa: E402
 from train.noise import NoiseConfig, corrupt  # noqa: E402
-from train.registry import UnknownFamilyError, create_model  # noqa: E402
+from train.registry import create_model  # noqa: E402
 
 
 def test_grey_samples_get_identical_channels_and_noise() -> None:
@@ -93,3 +94,12 @@ def test_train_and_export_refuse_bad_input(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "m.onnx")])
     assert r.exit_code != 0 and "missing.pt: no such checkpoint file" in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_data_takes_the_runtime_suffixes() -> None:
+    """train/data.py keeps its own copy (train may not import the runtime); it must stay the same."""
+    from edge_runtime import files
+    from train import data
+
+    assert (data.IMAGE_SUFFIXES, data.VIDEO_SUFFIXES) == (files.IMAGE_SUFFIXES, files.VIDEO_SUFFIXES)
+

@@ -1,4 +1,12 @@
-"""Built-in autoencoder families; importing this module registers them."""
+"""Built-in autoencoder families; importing this module registers them (a new family: one new module here)."""
 
-from train.families import convdenoiser  # noqa: F401
-from train.families import contractive, convolutional, denoising, lstm, sparse, undercomplete, variational  # noqa: F401
+from train.families import (  # noqa: F401
+    contractive,
+    convdenoiser,
+    convolutional,
+    denoising,
+    lstm,
+    sparse,
+    undercomplete,
+    variational,
+)

@@ -1,6 +1,6 @@
 """The runtime's Denoiser against the same network in plain PyTorch, same device, same run.
 
-    python -m export.bench_gpu CHECKPOINT [--device cuda] [--precision fp16] [--size 1920x1080]
+    python -m benchmarks.gpu CHECKPOINT [--device cuda] [--precision fp16] [--size 1920x1080]
 
 Both sides do the same job end to end: a uint8 BGR frame on the host in, a uint8 BGR frame on
 the host out. The runtime uses the ``--frame-io`` variant (conversion inside the graph, I/O

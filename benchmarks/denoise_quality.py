@@ -1,6 +1,6 @@
 """Quality and speed of a denoiser ONNX file against OpenCV non-local means, in one run.
 
-    python -m export.evaluate [MODEL] --set12 DIR --colour DIR [--json out.json]
+    python -m benchmarks.denoise_quality [MODEL] --set12 DIR --colour DIR [--json out.json]
 
 Protocol: AWGN added to uint8 images, clipped to [0, 255] and rounded; PSNR on uint8. Grey
 images (Set12) go through the model as grey frames. For non-local means the best h from a
@@ -19,20 +19,23 @@ import cv2
 import numpy as np
 
 from edge_runtime.denoiser import Denoiser
+from edge_runtime.files import is_image
 from edge_runtime.quality import add_awgn, nlm, psnr, ssim
 
-NLM_H = {15: [8, 10, 12, 14, 16], 25: [13, 16, 19, 22, 25], 50: [22, 27, 32, 37, 42]}  # brackets the best h, grey and colour
+# brackets the best h, grey and colour
+NLM_H = {15: [8, 10, 12, 14, 16], 25: [13, 16, 19, 22, 25], 50: [22, 27, 32, 37, 42]}
 
 
 def load(folder: Path, names: list[str] | None, grey: bool) -> list[tuple[str, np.ndarray]]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+    files = sorted(p for p in folder.iterdir() if is_image(p))
     if names is not None:
         files = [p for p in files if p.name in set(names)]
     flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     return [(p.name, cv2.imread(str(p), flag)) for p in files]
 
 
-def evaluate(den: Denoiser, images: list[tuple[str, np.ndarray]], sigma: int, with_nlm: bool, seed: int = 0) -> dict[str, float]:
+def evaluate(den: Denoiser, images: list[tuple[str, np.ndarray]], sigma: int, with_nlm: bool,
+             seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     noisy = [add_awgn(img, sigma, rng) for _, img in images]
     clean = [img for _, img in images]
@@ -78,7 +81,8 @@ def main() -> None:
     ap.add_argument("model", nargs="?", help="ONNX model (default: the bundled one)")
     ap.add_argument("--set12", type=Path, help="folder of grey test images (Set12)")
     ap.add_argument("--colour", type=Path, help="folder of colour images; only the model's validation split is used")
-    ap.add_argument("--all-colour", action="store_true", help="use every image in --colour, not only the validation split")
+    ap.add_argument("--all-colour", action="store_true",
+                    help="use every image in --colour, not only the validation split")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

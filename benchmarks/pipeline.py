@@ -1,8 +1,8 @@
 """Benchmarks of the streaming pipeline (numbers for the README):
 
-    python -m edge_runtime.bench_pipeline throughput -m model.onnx VIDEO [--frames 200]
-    python -m edge_runtime.bench_pipeline soak -m model.onnx VIDEO [--frames 10000 --width 160]
-    python -m edge_runtime.bench_pipeline reconnect VIDEO [--rounds 3]
+    python -m benchmarks.pipeline throughput -m model.onnx VIDEO [--frames 200]
+    python -m benchmarks.pipeline soak -m model.onnx VIDEO [--frames 10000 --width 160]
+    python -m benchmarks.pipeline reconnect VIDEO [--rounds 3]
 
 throughput: model-only fps on frames decoded beforehand vs file-to-file fps (decode, model and encode
 overlapped) on the same frames, and the same file-to-file run with the stages one after another.
@@ -77,9 +77,11 @@ def throughput(model: str, video: Path, frames: int, threads: int | None) -> Non
         sink.close()
         cap.release()
     h, w = imgs[0].shape[:2]
-    print(f"{video.name} {w}x{h}, {n} frames, model {Path(model).name}, threads {threads or os.cpu_count()}", flush=True)
+    print(f"{video.name} {w}x{h}, {n} frames, model {Path(model).name}, threads {threads or os.cpu_count()}",
+          flush=True)
     print(f"model only          {model_fps:7.1f} fps ({1000 / model_fps:.1f} ms/frame)")
-    print(f"file-to-file        {overlapped:7.1f} fps = {100 * overlapped / model_fps:.0f} % of model only (overlapped)")
+    print(f"file-to-file        {overlapped:7.1f} fps = {100 * overlapped / model_fps:.0f} % of model only "
+          "(overlapped)")
     print(f"file-to-file, serial {sequential:6.1f} fps = {100 * sequential / model_fps:.0f} % of model only")
 
 
@@ -125,7 +127,8 @@ def soak(model: str, video: Path, frames: int, width: int, fps: float, port: int
     first = next((rss for n, rss, _ in samples if n >= 1000), samples[0][1])
     last = samples[-1][1]
     print(f"RSS change frame 1000 -> {samples[-1][0]}: {100 * (last - first) / first:+.1f} %")
-    print(f"after close: {fds_after} fds (before: {fds_before}) -> {'no' if fds_after <= fds_before else fds_after - fds_before} leaked")
+    leaked = "no" if fds_after <= fds_before else fds_after - fds_before
+    print(f"after close: {fds_after} fds (before: {fds_before}) -> {leaked} leaked")
 
 
 def reconnect(video: Path, rounds: int, port: int) -> None:
@@ -159,7 +162,7 @@ def reconnect(video: Path, rounds: int, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m edge_runtime.bench_pipeline", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("throughput")
     t.add_argument("video", type=Path)

@@ -1,4 +1,4 @@
-"""Benchmark of the autoencoder families on the MNIST development subset (``python -m train.bench_families``).
+"""Benchmark of the autoencoder families on the MNIST development subset (``python -m benchmarks.families``).
 
 Trains every family on a fixed split of ../shared/data/anomaly/mnist_train_subset_5k (80 %), measures on
 the rest (20 %): reconstruction MSE, bottleneck size, parameters, ONNX size, onnxruntime latency per
@@ -27,15 +27,14 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from export.families import export_model  # noqa: E402
+from export.onnx_export import export_model  # noqa: E402
 from train.config import build_config  # noqa: E402
 from train.data_ae import read_digit_table  # noqa: E402
-from train.loop_ae import AE_FAMILIES, LAYOUTS, reconstruction_mse  # noqa: E402
-from train.objectives import objective_loss  # noqa: E402
-from train.registry import create_model  # noqa: E402
+from train.loop_ae import reconstruction_mse  # noqa: E402
+from train.registry import family_spec, list_families  # noqa: E402
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "anomaly" / "mnist_train_subset_5k" / "mnist_5k.csv.gz"
-BOTTLENECK = {"undercomplete": 32, "denoising": 32, "contractive": 32, "variational": 32, "lstm": 32, "sparse": 1024}
+MNIST = Path(__file__).resolve().parents[2] / "shared/data/anomaly/mnist_train_subset_5k/mnist_5k.csv.gz"
+BOTTLENECK = {"sparse": 1024}  # code size by family where the spec has a code argument; 32 for the others
 
 
 class PCA:
@@ -79,7 +78,7 @@ def latency_ms(path: Path, sample: np.ndarray, batch: int, threads: int, calls: 
 
 
 def shape_for(family: str, x: np.ndarray) -> np.ndarray:
-    layout = LAYOUTS[family]
+    layout = family_spec(family).layout
     if layout == "NCHW":
         return x.reshape(-1, 1, 28, 28)
     if layout == "NTF":
@@ -99,17 +98,17 @@ def run(steps: int, threads: int, families: list[str], data: Path = MNIST) -> li
     with tempfile.TemporaryDirectory() as tmp:
         for family in families:
             torch.manual_seed(0)
+            spec = family_spec(family)
+            layout = spec.layout
             cfg = build_config("ae", family=family, batch=64, lr=2e-3)
-            args: dict[str, object] = {"features": 28 if family == "lstm" else 784}
-            if family == "convolutional":
-                args = {"channels": 1, "height": 28, "width": 28}
-            elif family == "sparse":
-                args["hidden"] = BOTTLENECK[family]
-            else:
-                args["bottleneck"] = BOTTLENECK[family]
-            if family == "lstm":
+            args = spec.arguments(1, 1, 28) if layout == "NTF" else spec.arguments(1, 28, 28)  # NTF: a row a step
+            if spec.code_argument is not None:
+                args[spec.code_argument] = BOTTLENECK.get(family, 32)
+            if "centre" in args:
                 args["centre"] = False
-            model = create_model(family, **args)
+            model = spec.build(**args)
+            objective = spec.objective
+            assert objective is not None, family  # every fixed-size family has one
             xt, xv = torch.from_numpy(shape_for(family, train)), torch.from_numpy(shape_for(family, test))
             opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
             gen = torch.Generator().manual_seed(0)
@@ -118,13 +117,12 @@ def run(steps: int, threads: int, families: list[str], data: Path = MNIST) -> li
                 for g in opt.param_groups:
                     g["lr"] = 1e-5 + 0.5 * (cfg.lr - 1e-5) * (1 + math.cos(math.pi * step / steps))
                 idx = torch.randint(len(xt), (cfg.batch,), generator=gen)
-                loss, _ = objective_loss(family, model, xt[idx], cfg.objective, gen)
+                loss, _ = objective(model, xt[idx], cfg.objective, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             train_s, train_cpu = time.monotonic() - start, time.process_time() - cpu
             mse = reconstruction_mse(model, xv)
-            layout = LAYOUTS[family]
             payload = {"config": {**cfg.to_dict(), "family": family, "model": args}, "task": "reconstruct",
                        "input": {"layout": layout, "channels": 1, "height": 1 if layout == "NTF" else 28,
                                  "width": 28, "seq_len": 28 if layout == "NTF" else None},
@@ -160,7 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000, help="training steps per family (batch 64)")
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads")
-    ap.add_argument("--families", nargs="*", default=list(AE_FAMILIES))
+    ap.add_argument("--families", nargs="*", default=[f for f in list_families() if family_spec(f).fixed_size])
     ap.add_argument("--data", type=Path, default=MNIST)
     a = ap.parse_args()
     if not a.data.is_file():

@@ -4,10 +4,10 @@ Every model is trained with the project's own loop, exported with its own export
 ``edge-ae calibrate``'s code and scored by the runtime's ``AnomalyDetector`` (onnxruntime), so the
 numbers are those of the shipped tool chain. One torch thread; each part runs a few minutes at most.
 
-    python -m train.bench_anomaly mnist [--family variational] [--steps 400] [--digits 0,1,...] [--split val]
-    python -m train.bench_anomaly ped2 [--held-out 16 | --held-out 15,16]
-    python -m train.bench_anomaly intel [--train-frames 0-50] [--cal-frames 0-50]
-    python -m train.bench_anomaly speed [--model calibrated.onnx]
+    python -m benchmarks.anomaly mnist [--family variational] [--steps 400] [--digits 0,1,...] [--split val]
+    python -m benchmarks.anomaly ped2 [--held-out 16 | --held-out 15,16]
+    python -m benchmarks.anomaly intel [--train-frames 0-50] [--cal-frames 0-50]
+    python -m benchmarks.anomaly speed [--model calibrated.onnx]
 
 Choose a configuration with ``mnist --split val`` (images 301-400 of each digit, trained on 1-300)
 and only then run it once on the test split (images 401-500, trained on 1-400).
@@ -31,9 +31,11 @@ import torch
 from edge_runtime.anomaly import AnomalyDetector, auroc
 from edge_runtime.calibration import calibrate, threshold_for
 from edge_runtime.events import find_events, release_level
-from export.families import export_family
+from export.onnx_export import export_checkpoint
 from train.config import build_config
+from train.data import video_frames
 from train.loop_ae import train_autoencoder
+from train.registry import family_spec
 
 SHARED = Path(os.environ.get("EDGE_AE_SHARED", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MNIST = SHARED / "anomaly/mnist_train_subset_5k/mnist_5k.csv.gz"
@@ -55,15 +57,23 @@ def _train(tmp: Path, name: str, data: list[str], family: str, steps: int, log: 
     ckpt = tmp / f"{name}.pt"
     train_autoencoder(cfg, data, ckpt, log=print if log else (lambda s: None))
     out = tmp / f"{name}.onnx"
-    export_family(ckpt, out)
+    export_checkpoint(ckpt, out)
     return out
+
+
+def _keep(model: Path, keep: Path | None) -> None:
+    """Copy ``model`` into the folder ``keep`` (--keep), when one is given."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / model.name).write_bytes(model.read_bytes())
 
 
 def _cpu() -> float:
     return time.process_time()
 
 
-def mnist_split(y: np.ndarray, k: int, split: str, train_n: int = 400, val_n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def mnist_split(y: np.ndarray, k: int, split: str, train_n: int = 400,
+                val_n: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """(training rows of digit k, evaluation rows of every digit) for ``split``.
 
     test: train on the first ``train_n`` images of digit k, evaluate on the other ``500 - train_n`` of
@@ -95,9 +105,7 @@ def bench_mnist(tmp: Path, family: str, steps: int, digits: list[int], scores: l
         table = tmp / f"digit{k}.csv"
         np.savetxt(table, d[tr_idx], fmt="%d", delimiter=",")
         model = _train(tmp, f"mnist_{family}_{k}", [str(table)], family, steps, val_share=0.0, **over)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / model.name).write_bytes(model.read_bytes())
+        _keep(model, keep)
         t1, c1 = time.time(), _cpu()
         for s in scores:
             det = AnomalyDetector(model, device="cpu", threads=1, score=s)
@@ -118,15 +126,7 @@ def bench_mnist(tmp: Path, family: str, steps: int, digits: list[int], scores: l
 
 
 def _frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
+    return [f for _, f in video_frames(path)]
 
 
 def bench_ped2(tmp: Path, family: str, steps: int, held_out: list[str], keep: Path | None = None) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def bench_ped2(tmp: Path, family: str, steps: int, held_out: list[str], keep: Pa
     clips = sorted(PED2.glob("*.mp4"))
     train = [str(c) for c in clips if c.stem not in held_out]
     hold = [PED2 / f"{h}.mp4" for h in held_out]
-    over: dict[str, Any] = {"height": 60, "width": 90, "batch": 16} if family != "lstm" else \
+    over: dict[str, Any] = {"height": 60, "width": 90, "batch": 16} if family_spec(family).layout != "NTF" else \
         {"height": 24, "width": 36, "seq_len": 8, "batch": 16}
     t0, c0 = time.time(), _cpu()
     model = _train(tmp, f"ped2_{family}", train, family, steps, **over)
@@ -150,9 +150,7 @@ def bench_ped2(tmp: Path, family: str, steps: int, held_out: list[str], keep: Pa
         cal_out = tmp / f"ped2_{family}_cal{smoothing}.onnx"
         cal = calibrate(model, [str(hold[0])], max_false_alarm=0.01, out=cal_out, device="cpu", threads=1,
                         smoothing=smoothing)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / cal_out.name).write_bytes(cal_out.read_bytes())
+        _keep(cal_out, keep)
         det = AnomalyDetector(cal_out, device="cpu", threads=1)
         flags = [det.score(f).flag for f in frames]
         # honest variant: calibrate on the first half of the held-out clip, measure on the second half
@@ -245,8 +243,8 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
             cv2.imwrite(str(f / f"{i:04d}.png"), frames[i])
         return f
 
-    if family == "lstm":
-        msg = "the intel benchmark trains image families (the training part is a folder of frames)"
+    if family_spec(family).layout == "NTF":
+        msg = "the intel benchmark trains frame families, not sequence ones (the training part is a folder of frames)"
         raise SystemExit(msg)
     over: dict[str, Any] = {"height": 54, "width": 96, "batch": 16, "val_share": 0.0}
     t0, c0 = time.time(), _cpu()
@@ -254,9 +252,7 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
     train_s, train_cpu = time.time() - t0, _cpu() - c0
     cal_out = tmp / "intel_cal.onnx"
     calibrate(model, [str(folder("intel_cal", ca, cb))], max_false_alarm=0.0, out=cal_out, device="cpu", threads=1)
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        (keep / cal_out.name).write_bytes(cal_out.read_bytes())
+    _keep(cal_out, keep)
     det = AnomalyDetector(cal_out, device="cpu", threads=1)
     s = np.array([det.score(f).score for f in frames])
     after = max(b, cb)
@@ -283,7 +279,7 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
 
 def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[str, Any]:
     """Frames per second of detect (score + every output) at 360x240 and 640x480 on this machine."""
-    from edge_runtime.cli_detect import detect_stream
+    from edge_runtime.detect import detect_stream
     from edge_runtime.sources import open_source
 
     if model is None:
@@ -323,7 +319,8 @@ def main() -> None:
     p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional")
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
-    p.add_argument("--scores", default=None, help="mnist: scores to report [mse,ssim,patch (+likelihood for variational)]")
+    p.add_argument("--scores", default=None,
+                   help="mnist: scores to report [mse,ssim,patch (+likelihood for variational)]")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="mnist: test (train on images 1-400 of digit k, evaluate on 401-500 of every digit) or val "
                         "(train on 1-300, evaluate on 301-400: for choosing a configuration)")
@@ -332,7 +329,8 @@ def main() -> None:
     p.add_argument("--bottleneck", type=int, help="mnist: code size of dense families")
     p.add_argument("--model-args", help='mnist: family arguments as JSON, e.g. \'{"widths": [32, 16, 8]}\'')
     p.add_argument("--held-out", default="16",
-                   help="ped2: held-out clip(s); with two (e.g. 15,16) also calibrate on the first, measure on the second")
+                   help="ped2: held-out clip(s); with two (e.g. 15,16) also calibrate on the first, "
+                        "measure on the second")
     p.add_argument("--train-frames", default="0-50", help="intel: empty-room training frames")
     p.add_argument("--cal-frames", default=None, help="intel: empty-room calibration frames [the training frames]")
     p.add_argument("--model", type=Path, help="speed: a calibrated model (default: train a small one)")
@@ -340,11 +338,12 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="append the result as one JSON line here")
     a = p.parse_args()
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory(prefix="bench_anomaly_") as t:
+    with tempfile.TemporaryDirectory(prefix="benchmarks_anomaly_") as t:
         tmp = Path(t)
         if a.part == "mnist":
             family = a.family or "variational"
-            scores = a.scores or ("mse,ssim,patch" + (",likelihood" if family == "variational" else ""))
+            likelihood = family_spec(family).score == "likelihood"
+            scores = a.scores or ("mse,ssim,patch" + (",likelihood" if likelihood else ""))
             over: dict[str, Any] = {k: v for k, v in (("lr", a.lr), ("batch", a.batch), ("bottleneck", a.bottleneck))
                                     if v is not None}
             if a.model_args:
@@ -357,7 +356,7 @@ def main() -> None:
             res = bench_intel(tmp, a.family or "convolutional", a.steps or 300, a.train_frames, a.cal_frames, a.keep)
         else:
             res = bench_speed(tmp, a.model)
-    res["command"] = "python -m train.bench_anomaly " + " ".join(sys.argv[1:])
+    res["command"] = "python -m benchmarks.anomaly " + " ".join(sys.argv[1:])
     res["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if a.json:
         with open(a.json, "a") as f:
