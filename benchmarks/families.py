@@ -43,7 +43,7 @@ class PCA:
     def __init__(self, train: np.ndarray) -> None:
         x = train.astype(np.float64)
         self.mean = x.mean(0)
-        values, vectors = np.linalg.eigh(np.cov(x - self.mean, rowvar=False))
+        _values, vectors = np.linalg.eigh(np.cov(x - self.mean, rowvar=False))
         self.axes = vectors[:, ::-1].T  # (F, F), strongest first
 
     def mse(self, test: np.ndarray, k: int) -> float:

@@ -1,12 +1,10 @@
-"""Built-in autoencoder families; importing this module registers them (a new family: one new module here)."""
+"""Built-in autoencoder families: importing this package imports every module in it, and each module
+registers its family (a new family is one new file here; modules starting with '_' are helpers)."""
 
-from train.families import (  # noqa: F401
-    contractive,
-    convdenoiser,
-    convolutional,
-    denoising,
-    lstm,
-    sparse,
-    undercomplete,
-    variational,
-)
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_module}")

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLEAN_CLIP, count_frames
 
 from edge_runtime.denoiser import Denoiser
 from edge_runtime.errors import SourceError
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.sources import LiveSource, open_source
 from edge_runtime.stream_server import MJPEGServer, encode_video
+from tests.helpers import CLEAN_CLIP, count_frames
 
 
 def free_port() -> int:
@@ -43,7 +43,8 @@ def test_cli_resumes_after_the_server_is_killed_and_restarted(tmp_path: Path, ti
     port = free_port()
     server = start_server(port)
     out = tmp_path / "live.mp4"
-    cli = subprocess.Popen([sys.executable, "-m", "edge_runtime", "denoise", f"http://127.0.0.1:{port}/", "-o", str(out),
+    cli = subprocess.Popen([sys.executable, "-m", "edge_runtime", "denoise", f"http://127.0.0.1:{port}/",
+                            "-o", str(out),
                             "-m", str(tiny_onnx), "--threads", "1", "--max-frames", "40"],
                            stderr=subprocess.PIPE, text=True)
     assert cli.stderr is not None

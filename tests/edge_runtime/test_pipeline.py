@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import CLEAN_CLIP, count_frames, psnr, read_frames, shared
 
 from edge_runtime.audio import find_ffmpeg, has_audio
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.sources import open_source
+from tests.helpers import CLEAN_CLIP, count_frames, psnr, read_frames, shared
 
 # Decoded frame counts from ../shared/data/README.md (measured there with OpenCV by full decode).
 VIDEO_FRAMES = {
@@ -142,19 +142,6 @@ def test_audio_kept_on_4_4_4_hd_clip_cut_to_the_frames_done(tmp_path: Path, tiny
     assert count_frames(out) == 6
     ffmpeg = find_ffmpeg()
     assert ffmpeg is not None and has_audio(out, ffmpeg)
-
-
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """308 real frames (the clean clip four times), stored as MJPEG so the test can write it quickly."""
-    frames = read_frames(CLEAN_CLIP)
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (frames[0].shape[1], frames[0].shape[0]))
-    for _ in range(4):
-        for f in frames:
-            w.write(f)
-    w.release()
-    return path
 
 
 def _start_and_wait_for_output(long_video: Path, out: Path, tiny_onnx: Path) -> subprocess.Popen[str]:

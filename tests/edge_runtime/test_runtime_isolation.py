@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNTIME = Path(__file__).resolve().parents[1] / "edge_runtime"
+RUNTIME = Path(__file__).resolve().parents[2] / "edge_runtime"
 
 
 def test_importing_the_runtime_loads_no_torch() -> None:
@@ -37,7 +37,8 @@ def test_no_runtime_module_imports_torch_train_or_export() -> None:
 
 def test_cli_starts_and_explains_train_without_torch() -> None:
     """With torch unavailable (as in a runtime-only install) the CLI still works and says how to get [train]."""
-    block = "import sys; sys.modules['torch'] = None; from edge_runtime.cli import main; sys.argv = ['edge-ae'] + sys.argv[1:]; main()"
+    block = ("import sys; sys.modules['torch'] = None; from edge_runtime.cli import main; "
+             "sys.argv = ['edge-ae'] + sys.argv[1:]; main()")
     r = subprocess.run([sys.executable, "-c", block, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "denoise" in r.stdout and "train" in r.stdout
     r = subprocess.run([sys.executable, "-c", block, "train", "data/"], capture_output=True, text=True)

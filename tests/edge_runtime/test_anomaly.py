@@ -8,8 +8,8 @@ import pytest
 from edge_runtime.anomaly import AnomalyDetector, auroc, max_patch_mean, ssim_map
 from edge_runtime.errors import ModelCardError
 from edge_runtime.events import EventTracker, find_events, release_level
-from tests._anomaly_util import PED2, digit_model, digit_split, scene_model
-from tests.conftest import read_frames, shared
+from tests.anomaly_data import PED2, digit_model, digit_split, scene_model
+from tests.helpers import read_frames, shared
 
 pytest.importorskip("torch")
 
@@ -27,7 +27,8 @@ def test_digit_model_scores_other_digits_higher() -> None:
         assert auroc(normal, other) > 0.6, score
     # a result carries an error map at the model's size, and no flag without a threshold
     r = AnomalyDetector(model, device="cpu", threads=1, score="mse").score(x[0])
-    assert r.error_map.shape == (28, 28) and r.flag is None and r.score == pytest.approx(float(r.error_map.mean()), rel=1e-5)
+    assert r.error_map.shape == (28, 28) and r.flag is None
+    assert r.score == pytest.approx(float(r.error_map.mean()), rel=1e-5)
     assert AnomalyDetector(model, device="cpu").score_name == "likelihood"  # the card's default for a VAE
 
 

@@ -11,27 +11,11 @@ from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
-from conftest import psnr  # noqa: E402
 from edge_runtime import Denoiser  # noqa: E402
 from edge_runtime.cli import cli  # noqa: E402
 from edge_runtime.model import Model  # noqa: E402
-from export.onnx_export import export_checkpoint  # noqa: E402
 from export.precision import PrecisionError, make_variant, validation_frames  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory, frames_dir: Path) -> tuple[Path, Path]:
-    """A small model trained long enough (300 steps, seconds) that bad quantization shows in PSNR."""
-    from train.config import build_config
-    from train.loop import train_denoiser
-
-    torch.set_num_threads(1)
-    d = tmp_path_factory.mktemp("small")
-    ckpt, onnx_path = d / "small.pt", d / "small.onnx"
-    train_denoiser(build_config("tiny", threads=1, steps_per_epoch=300, lr=3e-3), [str(frames_dir)], ckpt,
-                   log=lambda s: None)
-    export_checkpoint(ckpt, onnx_path)
-    return ckpt, onnx_path
+from tests.helpers import psnr  # noqa: E402
 
 
 def _noisy(frame: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -133,7 +117,7 @@ def test_without_calibration_data_int8_says_what_to_give(tiny_onnx: Path, tmp_pa
 def test_autoencoder_int8_is_gated_by_score_rank_correlation(family: str, method: str, tmp_path: Path) -> None:
     """Dense families get dynamic quantization, convolutional ones static; the gate compares anomaly scores."""
     from edge_runtime.autoencoder import Autoencoder
-    from tests._anomaly_util import digit_model, digit_split
+    from tests.anomaly_data import digit_model, digit_split
 
     _, test, _ = digit_split(0)
     data = tmp_path / "digits"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import shared
+from tests.helpers import shared
 
 MNIST = "anomaly/mnist_train_subset_5k/mnist_5k.csv.gz"
 PED2 = "anomaly/ucsd_ped2_train"
@@ -18,7 +18,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="edge_ae_anomaly_tests_"))
 atexit.register(shutil.rmtree, _TMP, True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mnist() -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8, labels) of the 5k MNIST subset."""
     d = np.loadtxt(shared(MNIST), delimiter=",", dtype=np.uint8)
@@ -26,7 +26,9 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
 
 
 def digit_split(k: int, train: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(training images of digit k, test images of every digit, their labels): the first ``train`` of each digit train."""
+    """(training images of digit k, test images of every digit, their labels).
+
+    The first ``train`` images of each digit are for training."""
     x, y = mnist()
     tr = np.concatenate([x[y == k][:train]])
     test_idx = np.concatenate([np.flatnonzero(y == c)[train:] for c in range(10)])
@@ -50,7 +52,7 @@ def _train_export(name: str, data: list[str], family: str, steps: int, **overrid
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digit_model(k: int = 0, family: str = "convolutional", steps: int = 150) -> Path:
     """An anomaly model trained on digit ``k`` (uncalibrated)."""
     tr, _, _ = digit_split(k)
@@ -60,11 +62,12 @@ def digit_model(k: int = 0, family: str = "convolutional", steps: int = 150) -> 
     return _train_export(f"{family}_digit{k}_{steps}", [str(table)], family, steps, batch=32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scene_model(family: str = "convolutional", steps: int = 60) -> Path:
     """A small grey model of the UCSD Ped2 scene trained on clip 02 (uncalibrated)."""
     clip = shared(f"{PED2}/02.mp4")
-    extra: dict[str, object] = {"seq_len": 6, "height": 16, "width": 24} if family == "lstm" else {"height": 24, "width": 36}
+    lstm = {"seq_len": 6, "height": 16, "width": 24}
+    extra: dict[str, object] = lstm if family == "lstm" else {"height": 24, "width": 36}
     return _train_export(f"{family}_ped2_{steps}", [str(clip)], family, steps, batch=16, **extra)
 
 

@@ -36,7 +36,7 @@ def fit(tmp: Path, data: list[str], family: str, steps: int, name: str | None = 
                        val_every_s=3600.0, objective=objective or {}, **overrides)
     out = tmp / f"{name or family}.pt"
     train_autoencoder(cfg, data, out, log=lambda s: None)
-    model, payload = load_checkpoint(out)
+    model, _payload = load_checkpoint(out)
     samples, _, _ = load_data(cfg, data)
     _, val = split(samples, cfg.val_share)
     held = to_tensor(np.stack([s.image for s in val]), family_spec(family).layout) if val else torch.empty(0)

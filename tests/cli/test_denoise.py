@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CLEAN_CLIP, psnr, read_frames
 
 from edge_runtime.cli import cli
+from tests.helpers import CLEAN_CLIP, psnr, read_frames
 
 
 def edge_ae(*args: str) -> subprocess.CompletedProcess[str]:
@@ -20,26 +20,8 @@ def edge_ae(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge_runtime", *args], capture_output=True, text=True, timeout=300)
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float, fourcc: str = "FFV1") -> None:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
-    assert w.isOpened()
-    for f in frames:
-        w.write(f)
-    w.release()
-
-
-@pytest.fixture(scope="module")
-def noisy_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
-    """20 real frames with AWGN sigma 20, stored losslessly (FFV1) so the noise is exactly what was added."""
-    clean = read_frames(CLEAN_CLIP, 20)
-    rng = np.random.default_rng(0)
-    noisy = [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).round().astype(np.uint8) for f in clean]
-    path = tmp_path_factory.mktemp("video") / "noisy.avi"
-    write_video(path, noisy, 12.5)
-    return path, clean
-
-
-def test_denoise_video_keeps_count_fps_size_and_raises_psnr(noisy_video: tuple[Path, list[np.ndarray]], tmp_path: Path) -> None:
+def test_denoise_video_keeps_count_fps_size_and_raises_psnr(noisy_video: tuple[Path, list[np.ndarray]],
+                                                            tmp_path: Path) -> None:
     src, clean = noisy_video
     out = tmp_path / "out.mp4"
     r = edge_ae("denoise", str(src), "-o", str(out))
@@ -100,8 +82,8 @@ def test_sample_clip_runs_offline(tmp_path: Path) -> None:
 # --- bad input: one clear line, non-zero exit, nothing lost ---------------------------------------
 
 
-def _one_error_line(r: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert r.returncode != 0
+def _one_error_line(r: subprocess.CompletedProcess[str], *needles: str, code: int = 1) -> None:
+    assert r.returncode == code, r.stderr
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("Error: ")
@@ -175,7 +157,7 @@ def test_output_equal_to_input_is_refused(tmp_path: Path, noisy_video: tuple[Pat
     _one_error_line(r, "the output is the input")
     assert src.read_bytes() == before
     r = edge_ae("denoise", str(tmp_path), "-o", str(tmp_path))
-    assert r.returncode != 0
+    _one_error_line(r, str(tmp_path))
 
 
 def test_every_command_has_help() -> None:

@@ -18,8 +18,8 @@ from edge_runtime.card import CARD_KEY
 from edge_runtime.card_file import fields, read_card, replace_metadata
 from edge_runtime.cli import cli
 from edge_runtime.errors import ModelLoadError
-from tests._anomaly_util import PED2, fresh_copy, scene_model
-from tests.conftest import shared
+from tests.anomaly_data import PED2, fresh_copy, scene_model
+from tests.helpers import shared
 
 pytest.importorskip("torch")
 
@@ -50,7 +50,7 @@ def test_calibrate_writes_threshold_that_flags_at_most_the_share(tmp_path: Path)
     assert card.anomaly.threshold == cal.threshold and card.anomaly.smoothing == 3
     assert card.anomaly.stats["frames"] == 120 and card.anomaly.stats["false_alarm_on_calibration"] <= 0.05
     # re-score the calibration clip with the written file, independently: at most 5 % flagged
-    from tests.conftest import read_frames
+    from tests.helpers import read_frames
 
     det = AnomalyDetector(out, device="cpu", threads=1)
     assert det.threshold == cal.threshold and det.smoothing == 3
@@ -114,7 +114,8 @@ def test_calibrate_bad_inputs(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["calibrate", str(model), str(clip), "--quantile", "0.9", "--max-false-alarm", "0.1",
                                  "-o", str(tmp_path / "x.onnx")])
     assert r.exit_code == 1 and "not both" in r.output
-    r = CliRunner().invoke(cli, ["calibrate", str(model), str(tmp_path / "nothing.mp4"), "-o", str(tmp_path / "x.onnx")])
+    r = CliRunner().invoke(cli, ["calibrate", str(model), str(tmp_path / "nothing.mp4"),
+                                 "-o", str(tmp_path / "x.onnx")])
     assert r.exit_code == 1 and "nothing.mp4: no such file" in r.output
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x0a\x05hello" + b"\xff" * 20)
@@ -140,6 +141,6 @@ def test_calibrate_a_reduced_precision_model(tmp_path: Path, precision: str) -> 
     assert card.precision == precision and card.anomaly.threshold == cal.threshold
     assert card.provenance["calibration"]["precision"] == precision
     det = AnomalyDetector(variant, device="cpu", threads=1)
-    from tests.conftest import read_frames
+    from tests.helpers import read_frames
 
     assert sum(det.score(f).flag for f in read_frames(clip, 40)) <= 4

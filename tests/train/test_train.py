@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from edge_runtime.cli import cli  # noqa: E402
 from edge_runtime.model import Model  # noqa: E402
 from train.config import build_config  # noqa: E402
-from train.data import is_validation, split, Sample  # noqa: E402
+from train.data import Sample, is_validation, split  # noqa: E402
 from train.errors import ConfigError, UnknownFamilyError  # noqa: E402
 from train.noise import NoiseConfig, corrupt  # noqa: E402
 from train.registry import create_model  # noqa: E402

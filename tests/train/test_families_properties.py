@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests._families_util import fit  # noqa: E402
-from tests.conftest import shared  # noqa: E402
-from train.objectives import corrupt_dense, gaussian_kl, jacobian_frobenius_sq, ObjectiveConfig  # noqa: E402
+from tests.families_data import fit  # noqa: E402
+from tests.helpers import shared  # noqa: E402
+from train.objectives import ObjectiveConfig, corrupt_dense, gaussian_kl, jacobian_frobenius_sq  # noqa: E402
 
 DIGITS = "anomaly/digits_8x8/digits.csv.gz"
 LSTM_STEPS = 2000  # 1,200 steps passed seeds 0-4 by only 5 % (worst ratio 0.76 against 0.8); 2,000 give ~0.66

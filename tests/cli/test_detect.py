@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from edge_runtime.anomaly import AnomalyDetector
 from edge_runtime.calibration import calibrate
 from edge_runtime.cli import cli
-from tests._anomaly_util import _TMP, PED2, scene_model
-from tests.conftest import read_frames, shared
+from tests.anomaly_data import _TMP, PED2, scene_model
+from tests.helpers import read_frames, shared
 
 pytest.importorskip("torch")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def calibrated() -> Path:
     out = _TMP / "scene_calibrated.onnx"
     calibrate(scene_model(), [str(shared(f"{PED2}/01.mp4"))], max_false_alarm=0.02, out=out, device="cpu",

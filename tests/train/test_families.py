@@ -7,7 +7,7 @@ clip are committed in tests/data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,13 @@ from edge_runtime.autoencoder import Autoencoder  # noqa: E402
 from edge_runtime.cli import cli  # noqa: E402
 from edge_runtime.model import Model  # noqa: E402
 from export.onnx_export import export_checkpoint  # noqa: E402
-from tests._families_util import fit, fixed_size_families  # noqa: E402
-from tests.conftest import CLEAN_CLIP, DATA  # noqa: E402
+from tests.families_data import fit, fixed_size_families  # noqa: E402
+from tests.helpers import CLEAN_CLIP, DATA  # noqa: E402
 from train.config import build_config  # noqa: E402
 from train.errors import UnknownFamilyError  # noqa: E402
 from train.objectives import ObjectiveConfig, Parts  # noqa: E402
 from train.registry import create_model, family_spec, list_families  # noqa: E402
-from train.spec import AUTOENCODER_OUTPUTS, ROLES, FamilySpec, register_family, unregister_family  # noqa: E402
+from train.spec import AUTOENCODER_OUTPUTS, ROLES, FamilySpec  # noqa: E402
 
 DIGITS = str(DATA / "digits.csv.gz")
 
@@ -148,15 +148,9 @@ TINY = FamilySpec("throwaway_tiny_ae", TinyAutoencoder, layout="NF", outputs=AUT
                   objective=mean_abs_objective)
 
 
-@pytest.fixture
-def tiny_family() -> Iterator[str]:
-    register_family(TINY)
-    yield TINY.name
-    unregister_family(TINY.name)
-
-
-def test_a_family_added_by_one_spec_trains_exports_and_runs(tiny_family: str, tmp_path: Path,
+def test_a_family_added_by_one_spec_trains_exports_and_runs(register_spec: Callable[..., str], tmp_path: Path,
                                                             frames_dir: Path) -> None:
+    tiny_family = register_spec(TINY)
     assert tiny_family in list_families() and tiny_family in fixed_size_families()
     train_export_run(tiny_family, tmp_path, frames_dir)
     # the command line reads the registry too: the code size option goes to the spec's code argument

@@ -8,23 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CLEAN_CLIP, count_frames
 
 from edge_runtime.batch import is_video_folder, plan_batch
 from edge_runtime.errors import OutputError, SourceError
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Path:
-    """A folder of videos in sub-folders, with one broken file among them."""
-    root = tmp_path / "library"
-    (root / "day1").mkdir(parents=True)
-    (root / "day2" / "cam").mkdir(parents=True)
-    shutil.copy(CLEAN_CLIP, root / "day1" / "a.mkv")
-    shutil.copy(CLEAN_CLIP, root / "day2" / "cam" / "b.mkv")
-    (root / "day2" / "broken.mp4").write_text("not a video")
-    (root / "notes.txt").write_text("ignored")
-    return root
+from tests.helpers import CLEAN_CLIP, count_frames
 
 
 def test_plan_mirrors_folders_and_refuses_clashes(library: Path, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ onnx = pytest.importorskip("onnx")
 
 
 def _card(**kw: object) -> ModelCard:
-    base = dict(task="denoise", family="conv_denoiser", input=InputSpec(spatial_multiple=8), outputs={"output": "image"})
+    base = dict(task="denoise", family="conv_denoiser", input=InputSpec(spatial_multiple=8),
+                outputs={"output": "image"})
     base.update(kw)
     return ModelCard(**base)  # type: ignore[arg-type]
 
