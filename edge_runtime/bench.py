@@ -196,7 +196,7 @@ def bench_quality(models: dict[str, Path], folder: Path, limit: int = 8, threads
     rng = np.random.default_rng(0)
     rows: list[QualityRow] = []
     for sigma in QUALITY_SIGMAS:
-        log(f"quality σ={sigma:g}: {len(images)} images, {', '.join(dens)} and OpenCV non-local means ...")  # noqa: RUF001
+        log(f"quality σ={sigma:g}: {len(images)} images, {', '.join(dens)} and OpenCV non-local means ...")
         scores: dict[str, list[tuple[float, float]]] = {}
         for clean in images:
             noisy = np.clip(clean + rng.normal(0.0, sigma, clean.shape) + 0.5, 0, 255).astype(np.uint8)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.errors import ModelCardError
-from export.onnx_export import ExportError, export_checkpoint
-from train.checkpoint import CheckpointError
+from edge_runtime.errors import EdgeAEError
+from edge_runtime.files import same_file
+from export.onnx_export import export_checkpoint
+from train.errors import TrainError
 
 
 @click.command("export")
@@ -31,14 +32,14 @@ def export_command(checkpoint: str, output: str, atol: float, precision: str = "
     The export is checked with onnx.checker and against torch on onnxruntime; if either
     check fails, nothing is written.
     """
-    if Path(output).resolve() == Path(checkpoint).resolve():
+    if same_file(Path(output), Path(checkpoint)):
         raise click.ClickException(f"{output}: the output would overwrite the checkpoint")
     if precision != "fp32" or frame_io or checkpoint.endswith(".onnx"):
         _export_variant(checkpoint, output, atol, precision, calibration, max_drop, frame_io)
         return
     try:
         card = export_checkpoint(checkpoint, output, atol=atol)
-    except (CheckpointError, ExportError, ModelCardError) as e:
+    except (TrainError, EdgeAEError) as e:  # EdgeAEError: reading and writing cards and files
         raise click.ClickException(str(e)) from None
     diff = card.metrics.get("export_parity_max_abs", float("nan"))
     click.echo(f"wrote {output}: {card.family}, task {card.task}, {card.precision}, parity max |diff| {diff:.1e}")
@@ -60,7 +61,7 @@ def _export_variant(checkpoint: str, output: str, atol: float, precision: str, c
             export_checkpoint(checkpoint, source, atol=atol)
         card = make_variant(source, out, precision, calibration, max_drop, frame_io,
                             log=lambda s: click.echo(s, err=True))
-    except (CheckpointError, ExportError, ModelCardError) as e:
+    except (TrainError, EdgeAEError) as e:  # EdgeAEError: reading and writing cards and files
         raise click.ClickException(str(e)) from None
     finally:
         tmp_dir.cleanup()

@@ -1,11 +1,23 @@
-"""torch -> ONNX for edge-ae checkpoints: dynamic shapes, checker, parity, the card written in."""
+"""torch -> ONNX for every edge-ae family: one graph export, one parity check, one card, written atomically.
+
+What a graph looks like comes from the family's spec (train.registry.FamilySpec); all tensors are
+float32 in [0, 1] and the frame input is named ``input``:
+
+- image families (conv_denoiser): input (B, C, H, W) of any size -> output (B, C, H, W), role image;
+- NF families (undercomplete, sparse, ...): input (B, H*W*C) -> reconstruction (B, H*W*C), latent (B, Z);
+- NCHW families (convolutional, fixed H x W): input (B, C, H, W) -> reconstruction (B, C, H, W), latent (B, Z);
+- NTF families (lstm): input (B, T, H*W*C), any T -> reconstruction (B, T, H*W*C), latent (B, Z);
+- variational: one more input, latent (M, Z) (either batch may be 0) -> reconstruction (B, F) through the
+  mean, mean (B, Z), logvar (B, Z), decoded (M, F).
+
+The card's ``outputs`` maps each output name to its role; the runtime finds everything there.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,15 +29,18 @@ import torch
 from torch import nn
 
 from edge_runtime import __version__
-from edge_runtime.card import InputSpec, ModelCard
+from edge_runtime.card import AnomalySpec, InputSpec, ModelCard
+from edge_runtime.files import check_writable, write_bytes_atomic
 from export.card_io import set_card
+from export.errors import ExportError
 from train.checkpoint import load_checkpoint
+from train.registry import family_spec
+from train.spec import FamilySpec
+
+__all__ = ["OPSET", "ExportError", "build_card", "export_checkpoint", "export_model", "parity", "probes", "to_onnx"]
 
 OPSET = 17
-
-
-class ExportError(RuntimeError):
-    """Raised when an export fails a check; nothing is written."""
+Shape = tuple[int, ...]
 
 
 def provenance(payload: dict[str, Any]) -> dict[str, Any]:
@@ -41,90 +56,132 @@ def provenance(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def image_card(model: nn.Module, payload: dict[str, Any], precision: str = "fp32") -> ModelCard:
-    """The card of a convolutional image model (NCHW in, same-size image out)."""
+def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], precision: str = "fp32") -> ModelCard:
+    """The card of ``model``: layout, output roles and default anomaly score from ``spec``, the rest from
+    the checkpoint ``payload`` (fixed-size families record their input size under ``input``)."""
     cfg = payload["config"]
-    channels = int(cfg.get("channels", 3))
+    size = payload.get("input") or {}
+    channels = int(size.get("channels", cfg.get("channels", 3)))
+    task = payload.get("task", "denoise")
+    if spec.fixed_size and task != "anomaly":
+        task = "reconstruct"
     return ModelCard(
-        task=payload.get("task", "denoise"),
-        family=cfg["family"],
+        task=task,
+        family=spec.name,
         input=InputSpec(
-            layout="NCHW",
+            layout=spec.card_layout,
             channels=channels,
             color_order="RGB" if channels == 3 else "GREY",
             spatial_multiple=int(getattr(model, "spatial_multiple", 1)),
+            height=int(size["height"]) if size.get("height") is not None else None,
+            width=int(size["width"]) if size.get("width") is not None else None,
             grey_frames="replicate" if channels == 3 else "native",
+            sequence_length=size.get("seq_len"),
         ),
-        outputs={"output": "image"},
+        outputs=dict(spec.outputs),
         precision=precision,
         noise=payload.get("noise"),
+        anomaly=AnomalySpec(score=spec.score) if task == "anomaly" and spec.score is not None else None,
         metrics=dict(payload.get("metrics", {})),
         provenance=provenance(payload),
     )
 
 
-def _to_onnx(model: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
+def _shapes(spec: FamilySpec, card: ModelCard) -> tuple[Shape, list[Shape]]:
+    """The traced example's input shape, and the parity probes': two batch sizes, and two frame sizes
+    (image families) or sequence lengths (NTF) where those are free."""
+    i = card.input
+    c = i.channels
+    if spec.layout == "image":
+        m = i.spatial_multiple
+        return (1, c, 4 * m, 6 * m), [(1, c, 4 * m, 6 * m), (2, c, 7 * m, 3 * m)]
+    h, w = int(i.height or 0), int(i.width or 0)
+
+    def shape(batch: int, steps: int) -> Shape:
+        if spec.layout == "NCHW":
+            return (batch, c, h, w)
+        return (batch, steps, h * w * c) if spec.layout == "NTF" else (batch, h * w * c)
+
+    return shape(2, 5), [shape(1, 3), shape(4, i.sequence_length or 7)]
+
+
+def _input_names(spec: FamilySpec) -> list[str]:
+    return ["input", *(e.name for e in spec.extra_inputs)]
+
+
+def to_onnx(spec: FamilySpec, model: nn.Module, card: ModelCard) -> onnx.ModelProto:
+    """Trace ``model`` into an ONNX graph with the spec's inputs, named outputs and dynamic axes."""
+    example, _ = _shapes(spec, card)
+    args = (torch.rand(example), *(torch.randn(3, int(getattr(model, e.width))) for e in spec.extra_inputs))
     buf = io.BytesIO()
-    dynamic = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (example,), buf, input_names=["input"], output_names=["output"],
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, LSTM batch warnings
+        torch.onnx.export(model, args, buf, input_names=_input_names(spec), output_names=list(spec.outputs),
+                          dynamic_axes=spec.axes(), opset_version=OPSET, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
 
 
-def parity(model: nn.Module, proto: onnx.ModelProto, inputs: list[np.ndarray]) -> float:
-    """Largest absolute difference between torch and onnxruntime outputs over ``inputs``."""
+def probes(spec: FamilySpec, card: ModelCard, model: nn.Module, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Feeds the parity check runs: several batch sizes and frame sizes or sequence lengths; with extra
+    inputs (the VAE's latent rows) also an empty frame batch and empty extra rows."""
+    rng = np.random.default_rng(seed)
+    _, shapes = _shapes(spec, card)
+    feeds = [{"input": rng.random(s, dtype=np.float32)} for s in shapes]
+    if spec.extra_inputs:
+        rows = {e.name: rng.standard_normal((5, int(getattr(model, e.width)))).astype(np.float32)
+                for e in spec.extra_inputs}
+        feeds[0].update({name: r[:2] for name, r in rows.items()})
+        feeds[1].update(rows)
+        feeds.append({"input": np.zeros((0, *shapes[1][1:]), np.float32), **rows})
+        feeds.append({"input": feeds[1]["input"], **{name: r[:0] for name, r in rows.items()}})
+    return feeds
+
+
+def parity(model: nn.Module, proto: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> float:
+    """Largest absolute difference between torch and onnxruntime over every output of every feed."""
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
     worst = 0.0
     with torch.no_grad():
-        for x in inputs:
-            expected = model(torch.from_numpy(x)).numpy()
-            got = session.run(None, {"input": x})[0]
-            if got.shape != expected.shape:
-                msg = f"onnxruntime output shape {got.shape} differs from torch {expected.shape} for input {x.shape}"
-                raise ExportError(msg)
-            worst = max(worst, float(np.abs(got - expected).max()))
+        for feed in feeds:
+            expected = model(*(torch.from_numpy(feed[n]) for n in names))
+            if isinstance(expected, torch.Tensor):
+                expected = (expected,)
+            got = session.run(None, feed)
+            for t, g in zip(expected, got, strict=True):
+                e = t.numpy()
+                if g.shape != e.shape:
+                    shapes = {k: v.shape for k, v in feed.items()}
+                    msg = f"onnxruntime output shape {g.shape} differs from torch {e.shape} for inputs {shapes}"
+                    raise ExportError(msg)
+                if e.size:
+                    worst = max(worst, float(np.abs(g - e).max()))
     return worst
 
 
-def write_atomic(proto: onnx.ModelProto, out: Path) -> None:
-    """Write to a temporary file beside ``out`` and rename: never a half-written model under ``out``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def export_model(model: nn.Module, payload: dict[str, Any], out: str | Path, atol: float = 1e-4,
+                 source: str = "model") -> ModelCard:
+    """Export an in-memory model with its checkpoint metadata (as the training loops write it) to ``out``;
+    nothing is written if the checker or the parity check fails."""
+    out = Path(out)
+    check_writable(out)
+    spec = family_spec(payload["config"]["family"])
+    model.eval()
+    card = build_card(spec, model, payload)
+    proto = to_onnx(spec, model, card)
+    onnx.checker.check_model(proto, full_check=True)
+    diff = parity(model, proto, probes(spec, card, model))
+    if not diff <= atol:
+        msg = f"{source}: onnxruntime differs from torch by {diff:.2e} (allowed {atol:.0e}); not written"
+        raise ExportError(msg)
+    card = dataclasses.replace(card, metrics={**card.metrics, "export_parity_max_abs": diff})
+    set_card(proto, card)
+    write_bytes_atomic(out, proto.SerializeToString())
+    return card
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, atol: float = 1e-4) -> ModelCard:
-    """Export an image-model checkpoint to ``out`` with its card; fails without writing on any check."""
-    out = Path(out)
-    if not out.parent.is_dir():
-        msg = f"{out}: folder {out.parent} does not exist"
-        raise ExportError(msg)
+    """Export a checkpoint of any family to ``out`` with its card; fails without writing on any check."""
+    check_writable(Path(out))
     model, payload = load_checkpoint(checkpoint)
-    from export.families import export_model, is_family_checkpoint  # the autoencoder families' own graphs
-
-    if is_family_checkpoint(payload):
-        return export_model(model, payload, out, atol, source=str(checkpoint))
-    card = image_card(model, payload)
-    c, m = card.input.channels, card.input.spatial_multiple
-    proto = _to_onnx(model, torch.rand(1, c, 4 * m, 6 * m))
-    onnx.checker.check_model(proto, full_check=True)
-    rng = np.random.default_rng(0)
-    probes = [rng.random((1, c, 4 * m, 6 * m), dtype=np.float32), rng.random((2, c, 7 * m, 3 * m), dtype=np.float32)]
-    diff = parity(model, proto, probes)
-    if not diff <= atol:
-        msg = f"{checkpoint}: onnxruntime differs from torch by {diff:.2e} (allowed {atol:.0e}); not written"
-        raise ExportError(msg)
-    card = ModelCard(**{**card.__dict__, "metrics": {**card.metrics, "export_parity_max_abs": diff}})
-    set_card(proto, card)
-    write_atomic(proto, out)
-    return card
+    return export_model(model, payload, out, atol, source=str(checkpoint))

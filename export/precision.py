@@ -27,9 +27,11 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from edge_runtime.card import ModelCard, card_from_metadata
+from edge_runtime.files import check_writable, is_image, is_video, same_file, write_bytes_atomic
 from edge_runtime.frames import to_planes
+from edge_runtime.quality import psnr
 from export.card_io import set_card
-from export.onnx_export import ExportError, write_atomic
+from export.errors import ExportError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 GATE_SIGMAS = (15.0, 25.0, 50.0)
@@ -37,8 +39,6 @@ CALIBRATION_SIGMAS = (0.0, 10.0, 25.0, 50.0)  # frames are calibrated clean and 
 DEFAULT_MAX_DROP_DB = 0.1  # PSNR drop allowed for denoisers
 DEFAULT_MAX_DROP_RANK = 0.02  # 1 - Spearman correlation of anomaly scores allowed for anomaly models
 CROP = 320  # frames are centre-cropped to at most CROP x CROP: enough content, bounded time
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v"}
 
 
 class PrecisionError(ExportError):
@@ -72,12 +72,11 @@ def read_frames(data: str | Path, limit: int = 48) -> list[np.ndarray]:
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     frames: list[np.ndarray] = []
     for f in files:
-        suffix = f.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
+        if is_image(f):
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is not None:
                 frames.append(img)
-        elif suffix in VIDEO_SUFFIXES:
+        elif is_video(f):
             frames.extend(_video_frames(f, limit))
         elif not p.is_dir():
             msg = f"{f}: not an image or video file"
@@ -128,11 +127,11 @@ def validation_frames(card: ModelCard, model_path: Path | None = None, limit: in
         videos = {n.split("#")[0] for n in names if "#" in n}
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for f in files:
-            if f.name in names and f.suffix.lower() in IMAGE_SUFFIXES:
+            if f.name in names and is_image(f):
                 img = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if img is not None:
                     frames.append(img)
-            elif (f.name in videos or str(f) in videos) and f.suffix.lower() in VIDEO_SUFFIXES:
+            elif (f.name in videos or str(f) in videos) and is_video(f):
                 frames.extend(_video_frames(f, limit))
         if frames:
             break
@@ -157,11 +156,6 @@ def add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.n
     return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
-
 # ---------------------------------------------------------------- conversion
 
 
@@ -180,7 +174,8 @@ class FrameCalibration:
                 inputs = [ae.sequences(ae.frames_to_array(frames))[0]]
         else:
             m = card.input.spatial_multiple
-            inputs = [to_planes(add_noise(_crop(f, m), CALIBRATION_SIGMAS[i % len(CALIBRATION_SIGMAS)], rng), card.input)
+            sigmas = CALIBRATION_SIGMAS
+            inputs = [to_planes(add_noise(_crop(f, m), sigmas[i % len(sigmas)], rng), card.input)
                       for i, f in enumerate(frames)]
         self._inputs: Iterator[np.ndarray] = iter(inputs)
         self.input_name = input_name
@@ -381,10 +376,8 @@ def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration:
     if precision not in PRECISIONS:
         msg = f"precision {precision!r} is not one of {', '.join(PRECISIONS)}"
         raise PrecisionError(msg)
-    if not out.parent.is_dir():
-        msg = f"{out}: folder {out.parent} does not exist"
-        raise PrecisionError(msg)
-    if out.exists() and out.resolve() == fp32.resolve():
+    check_writable(out)
+    if same_file(out, fp32):
         msg = f"{out}: the variant would overwrite its fp32 source"
         raise PrecisionError(msg)
     proto = onnx.load(str(fp32))
@@ -434,5 +427,5 @@ def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration:
             **result.detail}}
         new_card = dataclasses.replace(new_card, metrics=metrics)
         set_card(variant, new_card)
-        write_atomic(variant, out)
+        write_bytes_atomic(out, variant.SerializeToString())
     return new_card

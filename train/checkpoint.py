@@ -10,14 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from train.errors import CheckpointError
 from train.registry import create_model
 
 FORMAT = "edge-ae-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """Raised when a file is not an edge-ae checkpoint."""
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:

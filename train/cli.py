@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from train.checkpoint import CheckpointError
-from train.config import PRESETS, ConfigError, build_config
-from train.data import DataError
-from train.registry import UnknownFamilyError, list_families
+from train.config import PRESETS, build_config
+from train.errors import ConfigError, TrainError
+from train.registry import family_spec, list_families
+from train.spec import FAMILY_OPTIONS, FamilySpec
 
 
 @click.command("train")
@@ -18,7 +18,7 @@ from train.registry import UnknownFamilyError, list_families
               help="Checkpoint to write (written atomically, refreshed at every validation).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)),
               help="Starting configuration; the options below override it "
-                   "(default: 'ae' for the autoencoder families, else 'default').")
+                   "(default: 'ae' for the fixed-size families, else 'default').")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON file of config overrides.")
 @click.option("--family", help=f"Autoencoder family ({', '.join(list_families())}).")
 @click.option("--task", type=click.Choice(["denoise", "reconstruct", "anomaly"]),
@@ -33,41 +33,55 @@ from train.registry import UnknownFamilyError, list_families
 @click.option("--channels", type=click.Choice(["1", "3"]), help="3 = colour (RGB), 1 = grey.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads.")
-@click.option("--seq-len", type=click.IntRange(min=2), help="Frames per sequence cut from videos (lstm).")
+@click.option("--seq-len", type=click.IntRange(min=2), help="Frames per sequence cut from videos (NTF families: lstm).")
 @click.option("--bottleneck", type=click.IntRange(min=1), help="Code size (hidden units for sparse).")
-@click.option("--height", type=click.IntRange(min=1), help="Frame height the autoencoder families resize to.")
-@click.option("--width", type=click.IntRange(min=1), help="Frame width the autoencoder families resize to.")
-def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None, **overrides: object) -> None:
+@click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")
+@click.option("--width", type=click.IntRange(min=1), help="Frame width the fixed-size families resize to.")
+def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
+                  **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.
 
     \b
-    Families undercomplete, sparse, denoising, contractive, variational, convolutional and
-    lstm train on fixed-size frames (--height/--width) with their own objective; lstm trains on
-    sequences of --seq-len frames cut from videos. For conv_denoiser:
+    Fixed-size families (every family but conv_denoiser) train on frames of one size
+    (--height/--width) with their own objective; sequence families (lstm) train on
+    sequences of --seq-len frames cut from videos. For image families (conv_denoiser):
 
     Training is blind: every batch gets a random mix of Gaussian noise (sigma 0-50) and
     camera noise (shot + read, sometimes JPEG-compressed). A fixed share of the images is held
     out by name for validation and never trained on.
     """
     from train.loop import train_denoiser
-    from train.loop_ae import AE_FAMILIES, train_autoencoder
+    from train.loop_ae import train_autoencoder
 
-    if overrides.get("task") == "anomaly":
-        overrides["family"] = overrides.get("family") or "convolutional"
-        if overrides["family"] not in AE_FAMILIES:
-            raise click.ClickException(f"--task anomaly trains one of {', '.join(AE_FAMILIES)}; got {overrides['family']!r}")
-    if preset is None:
-        preset = "ae" if overrides.get("family") in AE_FAMILIES else "default"
-    if overrides.get("channels") is not None:
-        overrides["channels"] = int(overrides["channels"])  # type: ignore[arg-type]
     out = Path(output)
     if not out.parent.exists():
         raise click.ClickException(f"{out}: folder {out.parent} does not exist")
     try:
+        if overrides.get("task") == "anomaly":
+            overrides["family"] = overrides.get("family") or "convolutional"
+            if family_spec(str(overrides["family"])).score is None:
+                scored = [f for f in list_families() if family_spec(f).score is not None]
+                msg = f"--task anomaly trains one of {', '.join(scored)}; got {overrides['family']!r}"
+                raise ConfigError(msg)
+        if preset is None:
+            fixed = overrides.get("family") is not None and family_spec(str(overrides["family"])).fixed_size
+            preset = "ae" if fixed else "default"
+        if overrides.get("channels") is not None:
+            overrides["channels"] = int(str(overrides["channels"]))
         cfg = build_config(preset, config_file, **overrides)
-        if cfg.family in AE_FAMILIES:
-            train_autoencoder(cfg, list(data), out, log=click.echo)
-        else:
-            train_denoiser(cfg, list(data), out, log=click.echo)
-    except (ConfigError, DataError, UnknownFamilyError, CheckpointError) as e:
+        spec = family_spec(cfg.family)
+        check_options(spec, overrides)
+        train = train_autoencoder if spec.fixed_size else train_denoiser
+        train(cfg, list(data), out, log=click.echo)
+    except TrainError as e:
         raise click.ClickException(str(e)) from None
+
+
+def check_options(spec: FamilySpec, given: dict[str, object]) -> None:
+    """Refuse a family-specific option given on the command line that ``spec`` does not take."""
+    for name in FAMILY_OPTIONS:
+        if given.get(name) is not None and name not in spec.options:
+            takers = [f for f in list_families() if name in family_spec(f).options]
+            msg = (f"--{name.replace('_', '-')} does not apply to family {spec.name!r} "
+                   f"(it applies to {', '.join(takers)})")
+            raise ConfigError(msg)

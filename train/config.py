@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from train.errors import ConfigError
 from train.noise import NoiseConfig
 from train.objectives import ObjectiveConfig
-
-
-class ConfigError(ValueError):
-    """Raised for unknown keys or values of the wrong type."""
 
 
 @dataclass(frozen=True)

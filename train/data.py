@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,12 +11,11 @@ import cv2
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v"}
+from train.errors import DataError
 
-
-class DataError(ValueError):
-    """Raised when training data is missing or unreadable."""
+# Identical to edge_runtime.files' tuples (train may not import the runtime; tests/test_train.py checks they agree).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 
 
 @dataclass(frozen=True)
@@ -35,46 +35,58 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
     return img[..., None] if channels == 1 else img[..., ::-1].copy()  # BGR -> RGB
 
 
-def _read_video(path: Path, channels: int, every: int, limit: int) -> list[Sample]:
+def video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) for every frame of a video; an unopenable file raises DataError."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         msg = f"{path}: not a readable video"
         raise DataError(msg)
-    out: list[Sample] = []
-    i = 0
     try:
-        while len(out) < limit:
+        i = 0
+        while True:
             ok, frame = cap.read()
             if not ok:
-                break
-            if i % every == 0:
-                img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 else frame[..., ::-1].copy()
-                out.append(Sample(f"{path.name}#{i}", img))
+                return
+            yield i, frame
             i += 1
     finally:
         cap.release()
+
+
+def _read_video(path: Path, channels: int, every: int, limit: int) -> list[Sample]:
+    out: list[Sample] = []
+    for i, frame in video_frames(path):
+        if len(out) >= limit:
+            break
+        if i % every == 0:
+            img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 else frame[..., ::-1].copy()
+            out.append(Sample(f"{path.name}#{i}", img))
     if not out:
         msg = f"{path}: no frames could be decoded"
         raise DataError(msg)
     return out
 
 
+def files_under(path: Path) -> list[Path]:
+    """``path`` itself, or every file below the folder ``path`` (sorted); a missing path raises DataError."""
+    if not path.exists():
+        msg = f"{path}: no such file or folder"
+        raise DataError(msg)
+    return sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+
+
 def collect(paths: list[str | Path], channels: int = 3, video_every: int = 10, video_limit: int = 300) -> list[Sample]:
     """Load every image under ``paths`` (folders are searched recursively) and frames of videos."""
     samples: list[Sample] = []
     for p in map(Path, paths):
-        if not p.exists():
-            msg = f"{p}: no such file or folder"
-            raise DataError(msg)
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
+        for f in files_under(p):
             suffix = f.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
                 samples.append(Sample(f.name if p.is_dir() else str(f), _read_image(f, channels)))
             elif suffix in VIDEO_SUFFIXES:
                 samples.extend(_read_video(f, channels, video_every, video_limit))
             elif not p.is_dir():
-                msg = f"{f}: not an image or video file (expected one of {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)})"
+                msg = f"{f}: not an image or video file (expected one of {sorted(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
                 raise DataError(msg)
     if not samples:
         msg = f"no images or videos found in {', '.join(map(str, paths))}"

@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.data import VIDEO_SUFFIXES, DataError, Sample, collect
+from train.data import VIDEO_SUFFIXES, Sample, collect, files_under, video_frames
+from train.errors import DataError
 
 TABLE_SUFFIXES = (".csv.gz", ".csv")
 
@@ -49,7 +50,8 @@ def _fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return img if img.ndim == 3 else img[..., None]
 
 
-def load_images(paths: list[str | Path], channels: int, height: int | None, width: int | None) -> tuple[list[Sample], int, int]:
+def load_images(paths: list[str | Path], channels: int, height: int | None,
+                width: int | None) -> tuple[list[Sample], int, int]:
     """Every image, video frame and table row under ``paths`` at one size (H, W, C uint8, RGB or grey).
 
     Without a size, tables keep their native size and other images become 28 x 28.
@@ -87,23 +89,11 @@ def load_images(paths: list[str | Path], channels: int, height: int | None, widt
 
 def read_video_frames(path: str | Path, channels: int, height: int, width: int, step: int = 1) -> np.ndarray:
     """Every ``step``-th frame of a video at (height, width): uint8 (N, H, W, C), RGB or grey."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        msg = f"{path}: not a readable video"
-        raise DataError(msg)
     frames = []
-    i = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
-                img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if channels == 1 else frame[..., ::-1]
-                frames.append(_fit(img, height, width))
-            i += 1
-    finally:
-        cap.release()
+    for i, frame in video_frames(Path(path)):
+        if i % step == 0:
+            img = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if channels == 1 else frame[..., ::-1]
+            frames.append(_fit(img, height, width))
     if not frames:
         msg = f"{path}: no frames could be decoded"
         raise DataError(msg)
@@ -118,11 +108,7 @@ def load_sequences(paths: list[str | Path], channels: int, height: int, width: i
     """
     files: list[Path] = []
     for p in map(Path, paths):
-        if not p.exists():
-            msg = f"{p}: no such file or folder"
-            raise DataError(msg)
-        found = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        vids = [f for f in found if f.suffix.lower() in VIDEO_SUFFIXES]
+        vids = [f for f in files_under(p) if f.suffix.lower() in VIDEO_SUFFIXES]
         if not p.is_dir() and not vids:
             msg = f"{p}: sequence models train on videos ({', '.join(sorted(VIDEO_SUFFIXES))})"
             raise DataError(msg)

@@ -60,7 +60,8 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(dec)).permute(2, 0, 1).float() / 255.0
 
 
-def corrupt(clean: torch.Tensor, cfg: NoiseConfig, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def corrupt(clean: torch.Tensor, cfg: NoiseConfig,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (noisy, clean) for a batch (B, C, H, W) in [0, 1], mixing the noise kinds of ``cfg``.
 
     Grey samples get identical channels and identical noise in every channel, so a colour

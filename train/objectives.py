@@ -1,7 +1,8 @@
 """Training objectives of the autoencoder families, beside (not inside) the models.
 
 Every objective takes the model, a clean batch and the objective settings and returns the loss to
-minimise and a dict of its parts (floats, for progress lines and validation).
+minimise and a dict of its parts (floats, for progress lines and validation). Which family trains with
+which objective is said in the family's spec (train/families/<name>.py), not here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class ObjectiveConfig:
 
 
 Parts = dict[str, float]
+# (model, clean batch, settings, generator) -> (loss, parts); a family names its objective in its FamilySpec.
+Objective = Callable[[nn.Module, torch.Tensor, ObjectiveConfig, torch.Generator | None], tuple[torch.Tensor, Parts]]
 
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -86,13 +89,17 @@ def corrupt_dense(x: torch.Tensor, cfg: ObjectiveConfig, generator: torch.Genera
     return torch.where(sel, masked, noisy)
 
 
-def _plain(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+def plain_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                    gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """Reconstruction MSE of the clean batch."""
     pred, _ = model(x)
     loss = reconstruction(pred, x)
     return loss, {"mse": loss.item()}
 
 
-def _sparse(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+def sparse_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                     gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """Reconstruction MSE plus the L1 and/or KL sparsity penalties on the hidden activations."""
     h = model.encode(x)
     mse = reconstruction(model.decode(h), x)
     loss = mse
@@ -108,20 +115,25 @@ def _sparse(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.
     return loss, parts
 
 
-def _denoising(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+def denoising_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                        gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """Reconstruction MSE of the clean batch from a corrupted copy (``corrupt_dense``)."""
     pred, _ = model(corrupt_dense(x, cfg, gen))
     loss = reconstruction(pred, x)  # against the clean input
     return loss, {"mse": loss.item()}
 
 
-def _contractive(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+def contractive_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                          gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """Reconstruction MSE plus lambda * ||J||_F^2 of the encoder's Jacobian."""
     pred, _ = model(x)
     mse = reconstruction(pred, x)
     jac = jacobian_frobenius_sq(model.encode, x).mean()
     return mse + cfg.contractive * jac, {"mse": mse.item(), "jacobian_fro_sq": jac.item()}
 
 
-def elbo_terms(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def elbo_terms(model: nn.Module, x: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(reconstruction negative log-likelihood, KL, mean-path MSE), each per sample.
 
     The likelihood is Bernoulli over pixels in [0, 1] (binary cross-entropy summed over features).
@@ -136,29 +148,9 @@ def elbo_terms(model: nn.Module, x: torch.Tensor, generator: torch.Generator | N
     return nll, kl, mse
 
 
-def _variational(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+def variational_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                          gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """The negative ELBO per feature (Bernoulli likelihood, beta-weighted KL)."""
     nll, kl, mse = elbo_terms(model, x, gen)
     loss = (nll + cfg.beta * kl).mean() / x[0].numel()  # per feature, so learning rates match the others
     return loss, {"mse": mse.mean().item(), "nll": nll.mean().item(), "kl": kl.mean().item()}
-
-
-OBJECTIVES: dict[str, Callable[..., tuple[torch.Tensor, Parts]]] = {
-    "undercomplete": _plain,
-    "sparse": _sparse,
-    "denoising": _denoising,
-    "contractive": _contractive,
-    "variational": _variational,
-    "convolutional": _plain,
-    "lstm": _plain,
-}
-
-
-def objective_loss(family: str, model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, Parts]:
-    """The training loss of ``family`` on the clean batch ``x``."""
-    try:
-        fn = OBJECTIVES[family]
-    except KeyError:
-        msg = f"no objective for family {family!r}; families with one: {', '.join(sorted(OBJECTIVES))}"
-        raise ValueError(msg) from None
-    return fn(model, x, cfg, generator)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -13,7 +15,7 @@ def mlp(sizes: list[int], activation: str = "relu", last: str | None = None) -> 
         msg = f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r} / {last!r}"
         raise ValueError(msg)
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from train.families._dense import mlp
 from train.families.undercomplete import DenseAutoencoder
-from train.registry import register_family
+from train.objectives import contractive_objective
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class ContractiveAutoencoder(DenseAutoencoder):
@@ -18,6 +19,9 @@ class ContractiveAutoencoder(DenseAutoencoder):
         self.decoder = mlp([bottleneck, *reversed(hidden), features], "sigmoid", last="sigmoid")
 
 
-@register_family("contractive")
 def contractive(features: int = 784, bottleneck: int = 64, hidden: tuple[int, ...] = ()) -> ContractiveAutoencoder:
     return ContractiveAutoencoder(features, bottleneck, tuple(hidden))
+
+
+register_family(FamilySpec("contractive", contractive, layout="NF", outputs=AUTOENCODER_OUTPUTS,
+                           objective=contractive_objective))

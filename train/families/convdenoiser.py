@@ -12,10 +12,12 @@ onnxruntime's blocked (NCHWc) convolutions run at full speed only then.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from train.registry import register_family
+from train.spec import FamilySpec, register_family
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -72,10 +74,18 @@ class ConvDenoiser(nn.Module):
         return torch.clamp(x - noise, 0.0, 1.0)
 
 
-@register_family("conv_denoiser")
 def conv_denoiser(
     channels: int = 3,
     widths: tuple[int, int, int] = (32, 64, 128),
     blocks: tuple[int, int, int, int, int] = (0, 1, 2, 1, 0),
 ) -> ConvDenoiser:
     return ConvDenoiser(channels=channels, widths=tuple(widths), blocks=tuple(blocks))
+
+
+def channel_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    return {"channels": channels}
+
+
+# Any frame size; trained by train.loop on blind-noise patches (no objective here, no anomaly score).
+register_family(FamilySpec("conv_denoiser", conv_denoiser, layout="image", outputs={"output": "image"}, score=None,
+                           arguments=channel_arguments, code_argument=None))

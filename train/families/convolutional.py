@@ -5,11 +5,14 @@ size the model was built for; it pads them to a multiple of 8 inside and crops t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.registry import register_family
+from train.objectives import plain_objective
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:
@@ -44,7 +47,15 @@ class ConvAutoencoder(nn.Module):
         return self.decode(z), z.flatten(1)
 
 
-@register_family("convolutional")
 def convolutional(channels: int = 1, height: int = 28, width: int = 28,
                   widths: tuple[int, int, int] = (16, 8, 8)) -> ConvAutoencoder:
     return ConvAutoencoder(channels, height, width, tuple(widths))
+
+
+def image_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    return {"channels": channels, "height": height, "width": width}
+
+
+# No --bottleneck: the code size follows from the widths and the frame size.
+register_family(FamilySpec("convolutional", convolutional, layout="NCHW", outputs=AUTOENCODER_OUTPUTS,
+                           objective=plain_objective, arguments=image_arguments, code_argument=None))

@@ -6,10 +6,10 @@ Input (B, T, F) in [0, 1], any T.
 
 Window centring (``centre=True``, the default): the model subtracts each window's mean frame before the
 encoder and adds it back to the decoder's output, so the code and the decoder carry only what changes
-over the window, multiplied by ``gain`` (changes are a few grey levels: unscaled, the LSTM gates hardly see them
-and training stalls at the window mean). In video the static background is almost every pixel; trained on raw frames the model
-learned the background alone and reconstructed real and time-shuffled windows equally well. Centring
-is part of the graph, so the exported ONNX file and every runtime path apply it exactly as training
+over the window, multiplied by ``gain`` (changes are a few grey levels: unscaled, the LSTM gates hardly see
+them and training stalls at the window mean). In video the static background is almost every pixel; trained
+on raw frames the model learned the background alone and reconstructed real and time-shuffled windows equally
+well. Centring is part of the graph, so the exported ONNX file and every runtime path apply it exactly as training
 did; the card records it in ``provenance.preset_config.model.centre``. What stays still for a whole
 window passes through unchanged, so a centred model scores motion, not appearance (use the
 convolutional family for that).
@@ -17,10 +17,13 @@ convolutional family for that).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from train.registry import register_family
+from train.objectives import plain_objective
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, flat_arguments, register_family
 
 
 class LSTMAutoencoder(nn.Module):
@@ -41,7 +44,8 @@ class LSTMAutoencoder(nn.Module):
         return x.mean(dim=1, keepdim=True) if self.centre else torch.zeros_like(x[:, :1])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = self.encoder((x - self.window_mean(x)) * self.gain)  # h: (2, B, H), forward and backward final states
+        # h: (2, B, H), the forward and backward final states
+        _, (h, _) = self.encoder((x - self.window_mean(x)) * self.gain)
         return self.to_code(torch.cat([h[0], h[1]], dim=1))  # (B, Z)
 
     def decode(self, z: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
@@ -58,7 +62,15 @@ class LSTMAutoencoder(nn.Module):
         return y, z
 
 
-@register_family("lstm")
 def lstm(features: int = 384, hidden: int = 128, bottleneck: int = 32, centre: bool = True,
          gain: float = 20.0) -> LSTMAutoencoder:
     return LSTMAutoencoder(features, hidden, bottleneck, centre, gain)
+
+
+def sequence_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    # centre is recorded in the checkpoint and the card; a config {"model": {"centre": false}} turns it off
+    return {**flat_arguments(channels, height, width), "centre": True}
+
+
+register_family(FamilySpec("lstm", lstm, layout="NTF", outputs=AUTOENCODER_OUTPUTS, objective=plain_objective,
+                           score="sequence", arguments=sequence_arguments))

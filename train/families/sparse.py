@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from train.registry import register_family
+from train.objectives import sparse_objective
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class SparseAutoencoder(nn.Module):
@@ -29,6 +30,10 @@ class SparseAutoencoder(nn.Module):
         return self.decode(h), h
 
 
-@register_family("sparse")
 def sparse(features: int = 784, hidden: int = 1024) -> SparseAutoencoder:
     return SparseAutoencoder(features, hidden)
+
+
+# --bottleneck sets the hidden width: the code may be wider than the input.
+register_family(FamilySpec("sparse", sparse, layout="NF", outputs=AUTOENCODER_OUTPUTS, objective=sparse_objective,
+                           code_argument="hidden"))

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from train.families._dense import mlp
-from train.registry import register_family
+from train.objectives import plain_objective
+from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
 
 class DenseAutoencoder(nn.Module):
@@ -34,7 +35,10 @@ class DenseAutoencoder(nn.Module):
         return self.decode(z), z
 
 
-@register_family("undercomplete")
 def undercomplete(features: int = 784, bottleneck: int = 32, hidden: tuple[int, ...] = (256,),
                   activation: str = "relu") -> DenseAutoencoder:
     return DenseAutoencoder(features, bottleneck, tuple(hidden), activation)
+
+
+register_family(FamilySpec("undercomplete", undercomplete, layout="NF", outputs=AUTOENCODER_OUTPUTS,
+                           objective=plain_objective))

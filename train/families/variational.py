@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from train.families._dense import mlp
-from train.registry import register_family
+from train.objectives import variational_objective
+from train.spec import ExtraInput, FamilySpec, register_family
 
 
 class VariationalAutoencoder(nn.Module):
@@ -44,6 +45,15 @@ class VariationalAutoencoder(nn.Module):
         return self.decode(mean), mean, logvar, self.decode(z)
 
 
-@register_family("variational")
 def variational(features: int = 784, bottleneck: int = 16, hidden: tuple[int, ...] = (256,)) -> VariationalAutoencoder:
     return VariationalAutoencoder(features, bottleneck, tuple(hidden))
+
+
+register_family(FamilySpec(
+    "variational", variational, layout="NF",
+    outputs={"reconstruction": "reconstruction", "mean": "mean", "logvar": "logvar", "decoded": "decoded"},
+    objective=variational_objective,
+    score="likelihood",
+    extra_inputs=(ExtraInput("latent", rows="samples", width="bottleneck"),),
+    dynamic_axes={"decoded": {0: "samples"}},  # one decoded image per latent row
+))

@@ -1,0 +1,171 @@
+"""`edge-ae denoise` end to end on real files: videos, images, folders, and bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge_runtime.cli import cli
+from tests.helpers import CLEAN_CLIP, psnr, read_frames
+
+
+def edge_ae(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "edge_runtime", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_denoise_video_keeps_count_fps_size_and_raises_psnr(noisy_video: tuple[Path, list[np.ndarray]],
+                                                            tmp_path: Path) -> None:
+    src, clean = noisy_video
+    out = tmp_path / "out.mp4"
+    r = edge_ae("denoise", str(src), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.5, abs=0.01)
+    frames = read_frames(out)
+    assert len(frames) == len(clean)
+    assert frames[0].shape == clean[0].shape
+    noisy = read_frames(src)
+    gain = np.mean([psnr(o, c) - psnr(n, c) for o, n, c in zip(frames, noisy, clean, strict=True)])
+    assert gain > 4.0, f"PSNR gain only {gain:.2f} dB"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"], "no temporary file is left behind"
+
+
+def test_denoise_folder_keeps_names_sizes_and_colour_mode(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    frame = read_frames(CLEAN_CLIP, 1)[0]
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(src / "colour.png"), frame[:101, :77])
+    cv2.imwrite(str(src / "grey.png"), cv2.cvtColor(frame[:64, :33], cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(src / "photo.jpg"), frame[:50, :70])
+    cv2.imwrite(str(src / "noise.bmp"), rng.integers(0, 256, (9, 13, 3), dtype=np.uint8))
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["colour.png", "grey.png", "noise.bmp", "photo.jpg"]
+    for p in src.iterdir():
+        if p.suffix == ".txt":
+            continue
+        a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(out / p.name), cv2.IMREAD_UNCHANGED)
+        assert a.shape == b.shape, p.name
+    # PNG is written losslessly: what is read back is exactly what the API returns.
+    from edge_runtime import Denoiser
+
+    expected = Denoiser().denoise(cv2.imread(str(src / "grey.png"), cv2.IMREAD_UNCHANGED))
+    np.testing.assert_array_equal(cv2.imread(str(out / "grey.png"), cv2.IMREAD_UNCHANGED), expected)
+
+
+def test_single_image(tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), read_frames(CLEAN_CLIP, 1)[0][:40, :60])
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+    assert cv2.imread(str(tmp_path / "b.png")).shape == (40, 60, 3)
+
+
+def test_sample_clip_runs_offline(tmp_path: Path) -> None:
+    out = tmp_path / "s.mp4"
+    r = edge_ae("denoise", "--sample", "-o", str(out), "--max-frames", "3")
+    assert r.returncode == 0, r.stderr
+    assert len(read_frames(out)) == 3
+
+
+# --- bad input: one clear line, non-zero exit, nothing lost ---------------------------------------
+
+
+def _one_error_line(r: subprocess.CompletedProcess[str], *needles: str, code: int = 1) -> None:
+    assert r.returncode == code, r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    r = edge_ae("denoise", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4"))
+    _one_error_line(r, "nope.mp4", "no such file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_file_named_mp4(tmp_path: Path) -> None:
+    bad = tmp_path / "fake.mp4"
+    bad.write_text("this is not a video\n")
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"an earlier good result")
+    r = edge_ae("denoise", str(bad), "-o", str(out))
+    _one_error_line(r, "fake.mp4", "cannot be decoded as a video")
+    assert out.read_bytes() == b"an earlier good result"
+    assert bad.read_text() == "this is not a video\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.mp4", "o.mp4"]
+
+
+def test_model_without_card(tmp_path: Path, noisy_video: tuple[Path, list[np.ndarray]]) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, None, None])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, None, None])
+    g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g", [x], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save_model(m, tmp_path / "bare.onnx")
+    r = edge_ae("denoise", str(noisy_video[0]), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "bare.onnx"))
+    _one_error_line(r, "bare.onnx", "no edge-ae model card")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_unwritable_output_path(tmp_path: Path, noisy_video: tuple[Path, list[np.ndarray]]) -> None:
+    r = edge_ae("denoise", str(noisy_video[0]), "-o", str(tmp_path / "missing" / "o.mp4"))
+    _one_error_line(r, "o.mp4", "does not exist")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.access(locked, os.W_OK):
+            # Root ignores folder permissions; /proc refuses new files even to root.
+            r = edge_ae("denoise", str(noisy_video[0]), "-o", "/proc/edge-ae-test-output.mp4")
+            _one_error_line(r, "edge-ae-test-output.mp4", "cannot write")
+        else:
+            r = edge_ae("denoise", str(noisy_video[0]), "-o", str(locked / "o.mp4"))
+            _one_error_line(r, "not writable")
+            assert list(locked.iterdir()) == []
+        a_file = tmp_path / "plain.txt"
+        a_file.write_text("x")
+        r = edge_ae("denoise", str(noisy_video[0]), "-o", str(a_file / "o.mp4"))
+        _one_error_line(r, "is not a folder")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_equal_to_input_is_refused(tmp_path: Path, noisy_video: tuple[Path, list[np.ndarray]]) -> None:
+    src = tmp_path / "in.avi"
+    src.write_bytes(noisy_video[0].read_bytes())
+    before = src.read_bytes()
+    r = edge_ae("denoise", str(src), "-o", str(src))
+    _one_error_line(r, "the output is the input")
+    assert src.read_bytes() == before
+    r = edge_ae("denoise", str(tmp_path), "-o", str(tmp_path))
+    _one_error_line(r, str(tmp_path))
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--help"])
+    assert r.exit_code == 0
+    for name in cli.list_commands(None):  # type: ignore[arg-type]
+        sub = runner.invoke(cli, [name, "--help"])
+        assert sub.exit_code == 0, name
+        assert len(sub.output.strip().splitlines()) > 3, name
+    assert "edge-ae, version" in runner.invoke(cli, ["--version"]).output

@@ -1,0 +1,143 @@
+"""`edge-ae detect` on a real video and a folder of images with a really trained, calibrated model."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge_runtime.anomaly import AnomalyDetector
+from edge_runtime.calibration import calibrate
+from edge_runtime.cli import cli
+from tests.anomaly_data import _TMP, PED2, scene_model
+from tests.helpers import read_frames, shared
+
+pytest.importorskip("torch")
+
+
+@functools.cache
+def calibrated() -> Path:
+    out = _TMP / "scene_calibrated.onnx"
+    calibrate(scene_model(), [str(shared(f"{PED2}/01.mp4"))], max_false_alarm=0.02, out=out, device="cpu",
+              threads=1, smoothing=2)
+    return out
+
+
+def _clip_with_intruder(tmp: Path) -> Path:
+    """Ped2 clip 03 with a bright block crossing the scene from frame 40 to 70 (a real video, rewritten)."""
+    frames = read_frames(shared(f"{PED2}/03.mp4"), 100)
+    out = tmp / "intruder.avi"
+    w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (frames[0].shape[1], frames[0].shape[0]))
+    for i, f in enumerate(frames):
+        if 40 <= i < 70:
+            x = 20 + 8 * (i - 40)
+            f = f.copy()
+            f[60:180, x : x + 70] = (255, 0, 255)
+        w.write(f)
+    w.release()
+    return out
+
+
+def _rows(p: Path) -> list[dict[str, str]]:
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_detect_video_writes_every_output(tmp_path: Path) -> None:
+    clip = _clip_with_intruder(tmp_path)
+    model = calibrated()
+    out = {k: tmp_path / v for k, v in dict(scores="scores.csv", events="events.jsonl", video="annotated.mp4",
+                                              snaps="snaps", plot="timeline.png").items()}
+    res = CliRunner().invoke(cli, ["detect", str(clip), "-m", str(model), "--scores", str(out["scores"]),
+                                   "--events", str(out["events"]), "-o", str(out["video"]), "--snapshots",
+                                   str(out["snaps"]), "--plot", str(out["plot"]), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    rows = _rows(out["scores"])
+    assert [int(r["frame"]) for r in rows] == list(range(100))
+    assert float(rows[10]["time"]) == pytest.approx(1.0)
+    flags = np.array([int(r["flag"]) for r in rows])
+    assert flags[45:65].all() and flags[:30].sum() <= 3
+    events = [json.loads(line) for line in out["events"].read_text().splitlines()]
+    main = [e for e in events if e["start_frame"] <= 45 and e["end_frame"] >= 65]
+    assert len(main) == 1 and 40 <= main[0]["peak_frame"] < 72
+    assert {"start_time", "end_time", "peak_score", "threshold"} <= set(main[0])
+    assert Path(main[0]["snapshot"]).is_file()
+    assert len(list(out["snaps"].glob("*.png"))) == 2 * len(events)
+    cap = cv2.VideoCapture(str(out["video"]))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, f = cap.read()
+    assert ok and n == 100 and f.shape[:2] == (240 + 22, 360)
+    plot = cv2.imread(str(out["plot"]))
+    assert plot is not None and plot.shape[1] == 1200
+    # the same scores frame by frame through the Python API
+    det = AnomalyDetector(model, device="cpu", threads=1)
+    api = [det.score(f) for f in read_frames(clip)]
+    assert [f"{r.score:.6g}" for r in api] == [r["score"] for r in rows]
+    assert [int(r.flag) for r in api] == list(flags)
+
+
+def test_detect_folder_of_images_one_score_each(tmp_path: Path) -> None:
+    frames = read_frames(shared(f"{PED2}/04.mp4"), 12)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"img{i:02d}.png"), cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if i % 2 else f)
+    scores = tmp_path / "s.csv"
+    res = CliRunner().invoke(cli, ["detect", str(folder), "-m", str(calibrated()), "--scores", str(scores),
+                                   "-o", str(tmp_path / "a.mp4"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    rows = _rows(scores)
+    assert [r["name"] for r in rows] == [f"img{i:02d}.png" for i in range(12)]
+    assert (tmp_path / "a.mp4").is_file()
+
+
+def test_detect_bad_inputs(tmp_path: Path) -> None:
+    clip = str(shared(f"{PED2}/01.mp4"))
+    s = str(tmp_path / "s.csv")
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(scene_model()), "--scores", s])
+    assert r.exit_code == 1 and "no anomaly threshold" in r.output and "edge-ae calibrate" in r.output
+    r = CliRunner().invoke(cli, ["detect", clip, "--scores", s])
+    assert r.exit_code != 0 and "--model" in r.output
+    from edge_runtime.model import default_model_path
+
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(default_model_path()), "--scores", s])
+    assert r.exit_code == 1 and "denoising model cannot score anomalies" in r.output
+    r = CliRunner().invoke(cli, ["detect", str(tmp_path / "none.mp4"), "-m", str(calibrated()), "--scores", s])
+    assert r.exit_code == 1 and "none.mp4: no such file" in r.output
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(calibrated())])
+    assert r.exit_code != 0 and "nothing to write" in r.output
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(calibrated()), "--scores", clip])
+    assert r.exit_code == 1 and "is an input" in r.output
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(calibrated()), "--scores", str(tmp_path / "no" / "s.csv")])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    assert not Path(s).exists()
+
+
+def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> None:
+    """The whole chain through the command line: train on normal video, export, calibrate, detect."""
+    clip = str(shared(f"{PED2}/05.mp4"))
+    ckpt, model = tmp_path / "scene.pt", tmp_path / "scene.onnx"
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", clip, "--height", "24", "--width", "36", "--epochs", "1",
+                                 "--steps-per-epoch", "5", "--threads", "1", "-o", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(model)])
+    assert r.exit_code == 0, r.output
+    from edge_runtime.card_file import read_card
+
+    card = read_card(model)
+    assert card.task == "anomaly" and card.family == "convolutional" and card.anomaly.threshold is None
+    r = CliRunner().invoke(cli, ["calibrate", str(model), clip, "--max-frames", "40", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    scores = tmp_path / "s.csv"
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(model), "--scores", str(scores), "--max-frames", "30",
+                                 "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert len(_rows(scores)) == 30
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", "--family", "conv_denoiser", clip, "-o", str(ckpt)])
+    assert r.exit_code != 0 and "--task anomaly trains one of" in r.output

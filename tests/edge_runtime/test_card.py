@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.card import CARD_KEY, SCHEMA_VERSION, InputSpec, ModelCard, card_from_metadata
+from edge_runtime.errors import ModelCardError, ModelLoadError
+from edge_runtime.model import Model
+
+onnx = pytest.importorskip("onnx")
+
+
+def _card(**kw: object) -> ModelCard:
+    base = dict(task="denoise", family="conv_denoiser", input=InputSpec(spatial_multiple=8),
+                outputs={"output": "image"})
+    base.update(kw)
+    return ModelCard(**base)  # type: ignore[arg-type]
+
+
+def _identity_onnx(path: Path, card_json: str | None) -> Path:
+    """A real ONNX file (identity graph) with or without a card string."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, None, None])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, 3, None, None])
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if card_json is not None:
+        p = model.metadata_props.add()
+        p.key, p.value = CARD_KEY, card_json
+    onnx.save_model(model, path)
+    return path
+
+
+def test_round_trip_keeps_every_field() -> None:
+    card = _card(noise={"gaussian_sigma": [0, 50]}, metrics={"val_psnr": 30.1}, provenance={"commit": "abc"})
+    again = ModelCard.from_json(card.to_json())
+    assert again == card
+    assert again.input.value_range == (0.0, 1.0)
+
+
+def test_round_trip_through_a_real_onnx_file(tmp_path: Path) -> None:
+    path = _identity_onnx(tmp_path / "m.onnx", _card().to_json())
+    m = Model(path, device="cpu")
+    assert m.card == _card()
+    x = np.random.rand(1, 3, 8, 8).astype(np.float32)
+    np.testing.assert_array_equal(m.run(x), x)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"task": "denoise"}), "no integer 'version'"),
+        (json.dumps({**json.loads(_card().to_json()), "version": SCHEMA_VERSION + 1}), "newer than this runtime"),
+        (json.dumps({**json.loads(_card().to_json()), "colour": 1}), "unknown field(s) card.colour"),
+        (json.dumps({k: v for k, v in json.loads(_card().to_json()).items() if k != "family"}), "'card.family'"),
+        (json.dumps({**json.loads(_card().to_json()), "task": "paint"}), "'task' is 'paint'"),
+        (json.dumps({**json.loads(_card().to_json()), "precision": "int4"}), "'precision' is 'int4'"),
+    ],
+)
+def test_bad_cards_are_refused_saying_why(text: str, expected: str) -> None:
+    with pytest.raises(ModelCardError) as e:
+        ModelCard.from_json(text, source="m.onnx")
+    assert expected in str(e.value)
+    assert str(e.value).startswith("m.onnx: ")
+
+
+def test_missing_card_is_refused() -> None:
+    with pytest.raises(ModelCardError, match="no edge-ae model card"):
+        card_from_metadata({}, "m.onnx")
+
+
+def test_model_without_card_is_refused(tmp_path: Path) -> None:
+    path = _identity_onnx(tmp_path / "bare.onnx", None)
+    with pytest.raises(ModelCardError, match="bare.onnx: no edge-ae model card"):
+        Model(path, device="cpu")
+
+
+def test_newer_card_in_a_real_file_is_refused(tmp_path: Path) -> None:
+    raw = json.loads(_card().to_json())
+    raw["version"] = SCHEMA_VERSION + 1
+    path = _identity_onnx(tmp_path / "new.onnx", json.dumps(raw))
+    with pytest.raises(ModelCardError, match="newer than this runtime supports"):
+        Model(path, device="cpu")
+
+
+def test_non_onnx_file_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.onnx"
+    p.write_text("hello")
+    with pytest.raises(ModelLoadError, match="x.onnx: not a loadable ONNX model"):
+        Model(p, device="cpu")

@@ -1,0 +1,57 @@
+"""Helpers the tests share: where the data is, reading frames, PSNR (fixtures live in the conftest.py files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(os.environ.get("EDGE_AE_SHARED", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CLEAN_CLIP = DATA / "intel_asl_again.mkv"  # 640x480, 77 frames, Intel sample video (CC BY 4.0)
+
+
+def shared(relative: str) -> Path:
+    """A path in ../shared/data, or skip the test when that folder is absent (a user's clone)."""
+    p = SHARED / relative
+    if not p.exists():
+        pytest.skip(f"needs ../shared/data/{relative}, which is not present here (it exists in the team's CI only)")
+    return p
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
+def count_frames(path: Path) -> int:
+    """Frames a video really holds (decoded count, not the container's claim)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float, fourcc: str = "FFV1") -> None:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
+    assert w.isOpened()
+    for f in frames:
+        w.write(f)
+    w.release()

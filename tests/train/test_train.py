@@ -1,0 +1,105 @@
+"""Training side of the denoiser: noise model, data split, config, and the train/export commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from edge_runtime.cli import cli  # noqa: E402
+from edge_runtime.model import Model  # noqa: E402
+from train.config import build_config  # noqa: E402
+from train.data import Sample, is_validation, split  # noqa: E402
+from train.errors import ConfigError, UnknownFamilyError  # noqa: E402
+from train.noise import NoiseConfig, corrupt  # noqa: E402
+from train.registry import create_model  # noqa: E402
+
+
+def test_grey_samples_get_identical_channels_and_noise() -> None:
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(64, 3, 16, 16, generator=g)
+    noisy, target = corrupt(clean, NoiseConfig(p_grey=0.5, p_jpeg=0.0), g)
+    grey = (target[:, 0] == target[:, 1]).all(dim=(1, 2)) & (target[:, 1] == target[:, 2]).all(dim=(1, 2))
+    assert 15 < int(grey.sum()) < 50
+    assert torch.equal(noisy[grey][:, 0], noisy[grey][:, 1]) and torch.equal(noisy[grey][:, 0], noisy[grey][:, 2])
+    assert not torch.equal(noisy[~grey][:, 0], noisy[~grey][:, 1])
+    assert torch.equal(noisy, torch.round(noisy * 255) / 255), "noisy input is quantised to 8-bit levels"
+
+
+def test_camera_noise_grows_with_signal() -> None:
+    from train.noise import add_camera
+
+    g = torch.Generator().manual_seed(1)
+    dark, bright = torch.full((1, 1, 64, 64), 0.05), torch.full((1, 1, 64, 64), 0.9)
+    shot, read = torch.tensor([0.01]), torch.tensor([0.01])
+    assert (add_camera(bright, shot, read, g) - bright).std() > 2 * (add_camera(dark, shot, read, g) - dark).std()
+
+
+def test_validation_split_is_fixed_by_name() -> None:
+    names = [f"img{i:03d}.jpg" for i in range(400)]
+    val = [n for n in names if is_validation(n, 0.1)]
+    assert 20 < len(val) < 60
+    assert val == [n for n in reversed(names) if is_validation(n, 0.1)][::-1]
+    # Frames of one video stay on one side.
+    assert len({is_validation(f"clip.mp4#{i}", 0.5) for i in range(50)}) == 1
+    samples = [Sample(n, None) for n in names]  # type: ignore[arg-type]
+    train, validation = split(samples, 0.1)
+    assert {s.name for s in validation} == set(val) and not {s.name for s in train} & set(val)
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) bacth"):
+        build_config("tiny", bacth=3)
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"noise": {"sigma_max": 30, "colour": 1}}))
+    with pytest.raises(ConfigError, match="colour"):
+        build_config("tiny", f)
+    f.write_text(json.dumps({"noise": {"sigma_max": 30}, "patch": 48}))
+    cfg = build_config("tiny", f, batch=4)
+    assert (cfg.noise.sigma_max, cfg.patch, cfg.batch) == (30, 48, 4)
+    with pytest.raises(ConfigError, match="valid presets"):
+        build_config("huge")
+
+
+def test_unknown_family_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownFamilyError, match="conv_denoiser"):
+        create_model("resnet")
+
+
+def test_train_then_export_from_the_command_line(frames_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ckpt = tmp_path / "m.pt"
+    r = runner.invoke(cli, ["train", "--preset", "tiny", str(frames_dir), "-o", str(ckpt), "--max-minutes", "0.2",
+                            "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "loss" in r.output and "validation σ=25" in r.output
+    out = tmp_path / "m.onnx"
+    r = runner.invoke(cli, ["export", str(ckpt), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    card = Model(out, device="cpu").card
+    assert card.provenance["data"]["validation_images"]
+    assert card.noise is not None and card.noise["blind"] is True
+    r = runner.invoke(cli, ["info", str(out)])
+    assert r.exit_code == 0 and "conv_denoiser" in r.output and "val_psnr" in r.output
+
+
+def test_train_and_export_refuse_bad_input(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "m.pt")])
+    assert r.exit_code != 0 and "nothing: no such file or folder" in r.output
+    r = runner.invoke(cli, ["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "m.onnx")])
+    assert r.exit_code != 0 and "missing.pt: no such checkpoint file" in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_data_takes_the_runtime_suffixes() -> None:
+    """train/data.py keeps its own copy (train may not import the runtime); it must stay the same."""
+    from edge_runtime import files
+    from train import data
+
+    assert (data.IMAGE_SUFFIXES, data.VIDEO_SUFFIXES) == (files.IMAGE_SUFFIXES, files.VIDEO_SUFFIXES)
+

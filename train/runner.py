@@ -1,0 +1,100 @@
+"""What both training loops share: seeding, the optimiser, steps under a step and time budget with
+cosine decay, progress lines, and a checkpoint refreshed at every validation and at the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from train.checkpoint import save_checkpoint
+from train.config import TrainConfig
+from train.objectives import Parts
+
+LOG_EVERY_S = 10.0
+
+
+def commit() -> str | None:
+    """The short git commit of this source tree, when it is a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def seed_torch(cfg: TrainConfig) -> None:
+    """Torch threads and seed from ``cfg``, before any data or model is made."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+
+def checkpoint_meta(cfg: TrainConfig, **fields: Any) -> dict[str, Any]:
+    """What a checkpoint records besides the weights: the configuration, ``fields``, commit and torch version."""
+    return {"config": cfg.to_dict(), "task": cfg.task, **fields, "commit": commit(),
+            "torch_version": str(torch.__version__)}
+
+
+def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 step: Callable[[], tuple[torch.Tensor, Parts]], validate: Callable[[], dict[str, Any]],
+                 out: str | Path, meta: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """Optimise ``model`` on ``step``'s loss for ``cfg``'s steps or minutes; returns the final metrics.
+
+    ``step`` computes the loss (and its parts, for the progress line) of one batch; ``validate`` runs at
+    every checkpoint and returns metrics to record (it logs its own line).
+    """
+    opt = optimizer(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    start = time.monotonic()
+    last_val = last_log = start
+    metrics: dict[str, Any] = {}
+
+    def checkpoint(done: int, final: bool = False) -> None:
+        nonlocal metrics
+        metrics = {"steps": done, "minutes": round((time.monotonic() - start) / 60, 2), **validate()}
+        meta.update(metrics=metrics, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    complete=final)
+        save_checkpoint(out, model, meta)
+
+    done = 0
+    avg: Parts = {}
+    while done < total_steps:
+        progress = max(done / total_steps, (time.monotonic() - start) / budget_s)
+        if progress >= 1:
+            break
+        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss, parts = step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done += 1
+        parts["loss"] = loss.item()
+        avg = parts if done == 1 else {k: 0.98 * avg.get(k, v) + 0.02 * v for k, v in parts.items()}
+        now = time.monotonic()
+        if now - last_log >= LOG_EVERY_S or done == total_steps:
+            elapsed = now - start
+            rate = done / elapsed
+            remaining = min((total_steps - done) / rate, budget_s - elapsed)
+            shown = " ".join(f"{k} {v:.5f}" for k, v in avg.items())
+            epoch = min((done - 1) // cfg.steps_per_epoch + 1, cfg.epochs)
+            log(f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps} {shown} lr {lr:.2e} {rate:.1f} steps/s, "
+                f"about {remaining / 60:.1f} min left")
+            last_log = now
+        if now - last_val >= cfg.val_every_s:
+            checkpoint(done)
+            last_val = time.monotonic()
+    checkpoint(done, final=True)
+    log(f"wrote {out} after {done} steps in {metrics['minutes']} min")
+    return metrics

@@ -1,0 +1,130 @@
+"""What a family says about itself, once: a ``FamilySpec`` registered beside its network
+(train/families/<name>.py). Training, export and the tests read the spec (through train.registry) and
+nothing else; this module imports no family, so families can import it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from torch import nn
+
+from train.objectives import Objective
+
+LAYOUTS = ("image", "NF", "NCHW", "NTF")
+ROLES = ("image", "reconstruction", "latent", "mean", "logvar", "decoded")  # as edge_runtime.card names them
+# Dynamic axes of the frame input by layout: an image model runs at any size, the others at the trained size.
+INPUT_AXES: dict[str, dict[int, str]] = {
+    "image": {0: "batch", 2: "height", 3: "width"},
+    "NF": {0: "batch"},
+    "NCHW": {0: "batch"},
+    "NTF": {0: "batch", 1: "time"},
+}
+# most families' graph outputs (read-only: every spec that names it shares it)
+AUTOENCODER_OUTPUTS: Mapping[str, str] = MappingProxyType({"reconstruction": "reconstruction", "latent": "latent"})
+# `edge-ae train` options that only some families take (the rest apply to every family).
+FAMILY_OPTIONS = ("patch", "height", "width", "seq_len", "bottleneck")
+
+
+def flat_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    """Size arguments of a family on flattened frames: the feature count."""
+    return {"features": channels * (height or 0) * (width or 0)}
+
+
+@dataclass(frozen=True)
+class ExtraInput:
+    """A graph input besides the frames, shaped (rows, width): the variational family's latent codes."""
+
+    name: str
+    rows: str  # name of its dynamic first axis
+    width: str  # the model attribute that gives its second dimension
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What training, export and the model card need to know about one family, said once.
+
+    The network ``build`` returns takes the frame batch (then each extra input) and returns one tensor per
+    entry of ``outputs``, in that order; a ``bottleneck`` attribute, when it has one, is recorded in the
+    checkpoint's metrics, and each extra input's ``width`` names an attribute of it.
+    """
+
+    name: str  # the public name: --family, the checkpoint, the card
+    build: Callable[..., nn.Module]  # keyword arguments -> the network
+    # "image": (B, C, H, W) frames of any size, trained on noisy patches by train.loop (no fixed size);
+    # NF (B, H*W*C), NCHW (B, C, H, W) and NTF (B, T, H*W*C): fixed-size frames, trained by train.loop_ae.
+    layout: str
+    outputs: Mapping[str, str]  # graph output name -> role, in the order the network returns them
+    objective: Objective | None = None  # loss and parts on a clean batch; every fixed-size family has one
+    score: str | None = "mse"  # the anomaly score a card names by default; None: no anomaly task
+    arguments: Callable[[int, int | None, int | None], dict[str, Any]] = flat_arguments  # (C, H, W) -> kwargs
+    code_argument: str | None = "bottleneck"  # the keyword --bottleneck sets; None: no free code size
+    extra_inputs: tuple[ExtraInput, ...] = ()
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # overrides of ``axes()``
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            msg = f"family {self.name!r}: layout {self.layout!r} is not one of {', '.join(LAYOUTS)}"
+            raise ValueError(msg)
+        bad = sorted(set(self.outputs.values()) - set(ROLES))
+        if not self.outputs or bad:
+            msg = f"family {self.name!r}: output roles {bad or 'missing'}; roles are {', '.join(ROLES)}"
+            raise ValueError(msg)
+        if self.fixed_size and self.objective is None:
+            msg = f"family {self.name!r}: a {self.layout} family needs an objective"
+            raise ValueError(msg)
+
+    @property
+    def fixed_size(self) -> bool:
+        """Trained and run at one frame size (train.loop_ae), as opposed to an any-size image model."""
+        return self.layout != "image"
+
+    @property
+    def card_layout(self) -> str:
+        """The layout the model card names (an image model takes NCHW batches)."""
+        return "NCHW" if self.layout == "image" else self.layout
+
+    @property
+    def options(self) -> frozenset[str]:
+        """The family-specific `edge-ae train` options (FAMILY_OPTIONS) that apply to this family."""
+        opts = {"height", "width"} if self.fixed_size else {"patch"}
+        if self.layout == "NTF":
+            opts.add("seq_len")
+        if self.code_argument is not None:
+            opts.add("bottleneck")
+        return frozenset(opts)
+
+    def axes(self) -> dict[str, dict[int, str]]:
+        """Dynamic axes of the exported graph: the input's by layout, the same on outputs shaped like the
+        input, the batch on other outputs, the rows of extra inputs; ``dynamic_axes`` overrides any."""
+        frame = INPUT_AXES[self.layout]
+        axes: dict[str, dict[int, str]] = {"input": dict(frame)}
+        axes.update({e.name: {0: e.rows} for e in self.extra_inputs})
+        for name, role in self.outputs.items():
+            axes[name] = dict(frame) if role in ("image", "reconstruction") else {0: "batch"}
+        axes.update({name: dict(a) for name, a in self.dynamic_axes.items()})
+        return axes
+
+
+_FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register_family(spec: FamilySpec) -> FamilySpec:
+    """Make ``spec`` buildable by its name (a family module calls this when it is imported)."""
+    if spec.name in _FAMILIES:
+        msg = f"family {spec.name!r} is registered twice"
+        raise ValueError(msg)
+    _FAMILIES[spec.name] = spec
+    return spec
+
+
+def unregister_family(name: str) -> None:
+    """Forget a family registered at run time (a plug-in or a test that is done with it)."""
+    _FAMILIES.pop(name, None)
+
+
+def registered() -> dict[str, FamilySpec]:
+    """Every family registered so far, by name (train.registry also loads the built-in ones first)."""
+    return dict(_FAMILIES)
