@@ -137,7 +137,8 @@ def decode_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             # A few kilobytes of PNG can claim gigabytes of pixels: refuse them before decoding.
             w, h = struct.unpack(">II", head[16:24]) if head[12:16] == b"IHDR" else (0, 0)
             if w * h > MAX_IMAGE_PIXELS:
-                msg = f"{path}: {w}x{h} pixels is more than edge-ae reads (at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels)"
+                limit = f"at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+                msg = f"{path}: {w}x{h} pixels is more than edge-ae reads ({limit})"
                 raise SourceError(msg)
     with quiet_opencv():
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None

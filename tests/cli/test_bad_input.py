@@ -17,26 +17,22 @@ import hashlib
 import os
 import re
 import shlex
-import shutil
-import struct
 import subprocess
 import sys
 import threading
-import zlib
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CLEAN_CLIP, SHARED, count_frames, read_frames
 
 from edge_runtime.cli import cli
-from edge_runtime.model import default_threads, sample_clip
+from edge_runtime.model import default_threads
+from tests.cli.conftest import CountingServer
+from tests.helpers import CLEAN_CLIP, count_frames, read_frames
 
 TOO_MANY_THREADS = str(default_threads() + 1)
 
@@ -74,7 +70,8 @@ ROWS = [
         creates=("o.mp4",)),
     Row("url-needs-output", "denoise {http}/clip.mp4", 2, "a camera or URL input needs -o OUTPUT or --show"),
     # --- 3. ranges that hung or exhausted the machine
-    Row("tile-64", "denoise {inp}/img.png -o {out}/o.png --tile 64", 2, "'--tile': 64 is not in the range 128<=x<=4096"),
+    Row("tile-64", "denoise {inp}/img.png -o {out}/o.png --tile 64", 2,
+        "'--tile': 64 is not in the range 128<=x<=4096"),
     Row("tile-huge", "denoise {inp}/img.png -o {out}/o.png --tile 100000", 2, "100000 is not in the range"),
     Row("tile-128-is-fine", "denoise {inp}/img.png -o {out}/o.png --tile 128", 0, None, creates=("o.png",)),
     Row("threads-100000", "denoise {inp}/img.png -o {out}/o.png --threads 100000", 2, "cores this process may use"),
@@ -127,8 +124,8 @@ ROWS = [
     Row("calibrate-folder-one-cut-png", "calibrate {scene} {inp}/photos -o {out}/c.onnx --max-false-alarm 0.5", 1,
         "calibration needs normal data that reads completely"),
     # --- single images: cut, empty, 16-bit, a decompression bomb, a text file (11: libpng/OpenCV stay quiet)
-    Row("png-cut-short", "denoise {inp}/cut.png -o {out}/o.png", 1, "cut.png: not a readable image: the file is cut short",
-        subprocess=True),
+    Row("png-cut-short", "denoise {inp}/cut.png -o {out}/o.png", 1,
+        "cut.png: not a readable image: the file is cut short", subprocess=True),
     Row("bmp-cut-short", "denoise {inp}/cut.bmp -o {out}/o.bmp", 1, "cut.bmp: not a readable image", subprocess=True),
     Row("png-bad-checksum", "denoise {inp}/flipped.png -o {out}/o.png", 1, "checksum mismatch"),
     Row("png-empty", "denoise {inp}/empty.png -o {out}/o.png", 1, "empty.png: not a readable image"),
@@ -154,12 +151,14 @@ ROWS = [
     Row("calibrate-smoothing-huge",
         "calibrate {scene} {inp}/clip.mp4 --max-frames 30 --max-false-alarm 0.05 --smoothing 1000000 -o {out}/c.onnx",
         1, "smoothing over 1000000 frames needs longer normal data: only 0 of its 30"),
-    Row("calibrate-quantile-nan", "calibrate {inp}/none.onnx {inp}/clip.mp4 --quantile nan", 2, "'nan' is not a finite"),
+    Row("calibrate-quantile-nan", "calibrate {inp}/none.onnx {inp}/clip.mp4 --quantile nan", 2,
+        "'nan' is not a finite"),
     Row("calibrate-false-alarm-nan", "calibrate {inp}/none.onnx {inp}/clip.mp4 --max-false-alarm nan", 2,
         "'nan' is not a finite"),
     Row("calibrate-false-alarm-one", "calibrate {inp}/none.onnx {inp}/clip.mp4 --max-false-alarm 1", 2,
         "1.0 is not in the range 0<=x<1"),
-    Row("calibrate-smoothing-zero", "calibrate {inp}/none.onnx {inp}/clip.mp4 --smoothing 0", 2, "0 is not in the range"),
+    Row("calibrate-smoothing-zero", "calibrate {inp}/none.onnx {inp}/clip.mp4 --smoothing 0", 2,
+        "0 is not in the range"),
     # --- beyond the issue: other input types that hung, crashed or misled
     Row("fifo-as-video", "denoise {inp}/pipe.mp4 -o {out}/o.mp4", 1, "pipe.mp4: not a file or a folder"),
     Row("missing-input", "denoise {inp}/nothing.mp4 -o {out}/o.mp4", 1, "nothing.mp4: no such file or folder"),
@@ -191,54 +190,6 @@ NEEDS_SCENE = ("{scene}", "{cal}")
 FOREIGN = re.compile(r"^\[ ?(WARN|ERROR|INFO|DEBUG)|libpng|OpenCV\(|^\[[\w,]+ @ 0x|Traceback")
 
 
-def _png(width: int, height: int, raw: bytes, colour_type: int = 2) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every input of the table, made once from real frames and the bundled sample clip."""
-    d = tmp_path_factory.mktemp("inputs")
-    frame = read_frames(CLEAN_CLIP, 1)[0]
-    shutil.copy(sample_clip(), d / "clip.mp4")  # 38 frames, index at the front (faststart)
-    data = (d / "clip.mp4").read_bytes()
-    (d / "cut.mp4").write_bytes(data[: int(len(data) * 0.3)])  # a cut-off download: 9 frames decode
-    cv2.imwrite(str(d / "img.png"), frame[100:196, 200:328])
-    png = (d / "img.png").read_bytes()
-    (d / "cut.png").write_bytes(png[: len(png) // 2])
-    (d / "flipped.png").write_bytes(png[:100] + bytes([png[100] ^ 0xFF]) + png[101:])
-    ok, bmp = cv2.imencode(".bmp", frame[:64, :64])
-    (d / "cut.bmp").write_bytes(bmp.tobytes()[: len(bmp) // 2])
-    (d / "empty.png").write_bytes(b"")
-    (d / "empty.mp4").write_bytes(b"")
-    cv2.imwrite(str(d / "deep.png"), (frame[:32, :32].astype(np.uint16) * 257))
-    (d / "bomb.png").write_bytes(_png(100_000, 100_000, b"\0" * 64))
-    (d / "text.png").write_text("not an image\n")
-    (d / "text.mp4").write_text("not a video\n")
-    (d / "notes.xyz").write_text("notes\n")
-    photos = d / "photos"
-    photos.mkdir()
-    cv2.imwrite(str(photos / "a.png"), frame[:48, :64])
-    (photos / "bad.png").write_bytes(png[: len(png) // 3])
-    cv2.imwrite(str(photos / "b.jpg"), frame[48:96, :64])
-    cv2.imwrite(str(photos / "c.png"), cv2.cvtColor(frame[:40, 64:120], cv2.COLOR_BGR2GRAY))
-    broken = d / "broken"
-    broken.mkdir()
-    (broken / "x.png").write_bytes(png[:40])
-    (broken / "y.png").write_text("text")
-    videos = d / "videos"
-    videos.mkdir()
-    shutil.copy(d / "clip.mp4", videos / "a.mp4")
-    shutil.copy(d / "cut.mp4", videos / "b.mp4")
-    if hasattr(os, "mkfifo"):
-        os.mkfifo(d / "pipe.mp4")
-    return d
-
-
 def _snapshot(folder: Path) -> dict[str, str]:
     """Relative path -> content digest ('fifo' / 'dir' for those) of everything under ``folder``, hidden included."""
     out = {}
@@ -251,48 +202,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
         else:
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-class _CountingServer(ThreadingHTTPServer):
-    daemon_threads = True
-    requests = 0
-
-    def process_request(self, request: object, client_address: object) -> None:
-        self.requests += 1
-        super().process_request(request, client_address)  # type: ignore[arg-type]
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def http(inputs: Path) -> Iterator[_CountingServer]:
-    """python -m http.server, in a thread, serving the inputs folder on 127.0.0.1."""
-    server = _CountingServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(inputs)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(an anomaly model really trained on UCSD Ped2 clip 02, the same calibrated on clip 01)."""
-    pytest.importorskip("torch")
-    if not (SHARED / "anomaly/ucsd_ped2_train").exists():
-        pytest.skip("needs ../shared/data/anomaly/ucsd_ped2_train")
-    from edge_runtime.calibration import calibrate
-    from tests._anomaly_util import PED2, scene_model
-
-    model = scene_model()
-    cal = tmp_path_factory.mktemp("scene") / "calibrated.onnx"
-    calibrate(model, [str(SHARED / PED2 / "01.mp4")], max_false_alarm=0.05, max_frames=60, out=cal, device="cpu",
-              threads=1)
-    return model, cal
 
 
 def run_edge_ae(args: list[str], in_process: bool, cwd: Path) -> tuple[int, str]:
@@ -401,7 +310,7 @@ def test_rgba_png_keeps_its_alpha_channel(tmp_path: Path) -> None:
 # --- 2. a URL of a finite file is read as a file; a live source that keeps ending is not hammered ---------------
 
 
-def test_http_url_of_a_video_file_is_read_once_frames_in_equal_frames_out(http: _CountingServer, tmp_path: Path) -> None:
+def test_http_url_of_a_video_file_is_read_once_frames_in_equal_frames_out(http: CountingServer, tmp_path: Path) -> None:
     before = http.requests
     out = tmp_path / "o.mp4"
     url = f"http://127.0.0.1:{http.server_address[1]}/clip.mp4"
@@ -413,8 +322,6 @@ def test_http_url_of_a_video_file_is_read_once_frames_in_equal_frames_out(http: 
 
 
 def test_a_live_stream_that_keeps_ending_is_reopened_with_back_off() -> None:
-    import time
-
     from edge_runtime.sources import LiveSource, open_source
     from edge_runtime.stream_server import MJPEGServer, encode_video
 
@@ -447,8 +354,6 @@ def test_a_live_stream_that_keeps_ending_is_reopened_with_back_off() -> None:
 
 
 def test_smallest_tile_is_quick_and_smaller_ones_are_refused() -> None:
-    import time
-
     from edge_runtime import Denoiser
     from edge_runtime.denoiser import _tiles
 
@@ -496,23 +401,8 @@ def test_image_grid_too_large_is_refused_not_allocated() -> None:
 # --- 9. signals: a second Ctrl-C, and SIGHUP, keep what was done ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """308 real frames (the clean clip four times) as MJPEG."""
-    frames = read_frames(CLEAN_CLIP)
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (frames[0].shape[1], frames[0].shape[0]))
-    for _ in range(4):
-        for f in frames:
-            w.write(f)
-    w.release()
-    return path
-
-
 def _signalled(long_video: Path, out: Path, signals: list[tuple[int, float]]) -> tuple[int, str]:
     """Start `edge-ae denoise`, wait until it has written frames, send each signal after its delay."""
-    import time
-
     proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "denoise", str(long_video), "-o", str(out),
                              "--threads", "1"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

@@ -132,7 +132,8 @@ def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> Non
 
     card = read_card(model)
     assert card.task == "anomaly" and card.family == "convolutional" and card.anomaly.threshold is None
-    r = CliRunner().invoke(cli, ["calibrate", str(model), clip, "--max-frames", "40", "--threads", "1"])
+    r = CliRunner().invoke(cli, ["calibrate", str(model), clip, "--max-frames", "40", "--max-false-alarm", "0.05",
+                                 "--threads", "1"])
     assert r.exit_code == 0, r.output
     scores = tmp_path / "s.csv"
     r = CliRunner().invoke(cli, ["detect", clip, "-m", str(model), "--scores", str(scores), "--max-frames", "30",
