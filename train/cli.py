@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import click
@@ -10,6 +12,22 @@ from train.config import PRESETS, build_config
 from train.errors import ConfigError, TrainError
 from train.registry import family_spec, list_families
 from train.spec import FAMILY_OPTIONS, FamilySpec
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # click's FloatRange lets nan through (it fails no comparison); a nan learning rate trains garbage.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number.", ctx, param)
+    return value
+
+
+def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    # More threads than cores only queue; thousands of them exhaust the machine.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if value is not None and value > cores:
+        raise click.BadParameter(f"{value} is more than the {cores} cores this process may use; give 1 to {cores}.",
+                                 ctx, param)
+    return value
 
 
 @click.command("train")
@@ -26,13 +44,16 @@ from train.spec import FAMILY_OPTIONS, FamilySpec
                    "then export and run 'edge-ae calibrate'.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), help="Stop after this much wall time.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+              help="Stop after this much wall time.")
 @click.option("--batch", type=click.IntRange(min=1), help="Patches per step.")
 @click.option("--patch", type=click.IntRange(min=8), help="Patch size in pixels.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate (cosine decay).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+              help="Peak learning rate (cosine decay).")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="3 = colour (RGB), 1 = grey.")
 @click.option("--seed", type=int, help="Random seed.")
-@click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads.")
+@click.option("--threads", type=click.IntRange(min=1), callback=_threads,
+              help="Torch CPU threads, at most the cores this process may use.")
 @click.option("--seq-len", type=click.IntRange(min=2), help="Frames per sequence cut from videos (NTF families: lstm).")
 @click.option("--bottleneck", type=click.IntRange(min=1), help="Code size (hidden units for sparse).")
 @click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")

@@ -13,6 +13,8 @@ import torch
 
 from train.errors import DataError
 
+MIN_SIDE = 8  # smaller images hold no texture to learn from (a 1x1 image is one colour)
+
 # Identical to edge_runtime.files' tuples (train may not import the runtime; tests/test_train.py checks they agree).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
@@ -31,6 +33,9 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
     img = cv2.imread(str(path), flag)
     if img is None:
         msg = f"{path}: not a readable image"
+        raise DataError(msg)
+    if min(img.shape[:2]) < MIN_SIDE:
+        msg = f"{path}: {img.shape[1]}x{img.shape[0]} pixels is too small to train on (at least {MIN_SIDE}x{MIN_SIDE})"
         raise DataError(msg)
     return img[..., None] if channels == 1 else img[..., ::-1].copy()  # BGR -> RGB
 
@@ -101,7 +106,9 @@ def is_validation(name: str, share: float) -> bool:
 
 
 def split(samples: list[Sample], share: float) -> tuple[list[Sample], list[Sample]]:
-    """Split into (train, validation); with a single source file, its last frames validate."""
+    """Split into (train, validation); with a single source file, its last frames validate.
+
+    With a validation share, one image alone is refused: nothing would be left to validate on."""
     val = [s for s in samples if is_validation(s.name, share)]
     train = [s for s in samples if not is_validation(s.name, share)]
     if share > 0 and (not val or not train):
@@ -109,6 +116,10 @@ def split(samples: list[Sample], share: float) -> tuple[list[Sample], list[Sampl
         train, val = samples[: len(samples) - k], samples[len(samples) - k :]
     if not train:
         msg = "no training images left after the validation split"
+        raise DataError(msg)
+    if share > 0 and not val:
+        msg = (f"only {len(samples)} training image ({samples[0].name}): none is left to validate on; give at least "
+               "two images or a video (or set val_share to 0 in a --config file to train without validation)")
         raise DataError(msg)
     return train, val
 

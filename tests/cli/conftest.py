@@ -85,6 +85,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "empty.mp4").write_bytes(b"")
     cv2.imwrite(str(d / "deep.png"), (frame[:32, :32].astype(np.uint16) * 257))
     (d / "bomb.png").write_bytes(_png(100_000, 100_000, b"\0" * 64))
+    cv2.imwrite(str(d / "pixel.png"), frame[:1, :1])
     (d / "text.png").write_text("not an image\n")
     (d / "text.mp4").write_text("not a video\n")
     (d / "notes.xyz").write_text("notes\n")

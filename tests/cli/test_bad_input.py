@@ -159,6 +159,12 @@ ROWS = [
         "1.0 is not in the range 0<=x<1"),
     Row("calibrate-smoothing-zero", "calibrate {inp}/none.onnx {inp}/clip.mp4 --smoothing 0", 2,
         "0 is not in the range"),
+    Row("train-1x1-image", "train {inp}/pixel.png -o {out}/m.pt --epochs 1 --steps-per-epoch 1 --threads 1", 1,
+        "pixel.png: 1x1 pixels is too small to train on"),
+    Row("train-one-image", "train {inp}/img.png -o {out}/m.pt --epochs 1 --steps-per-epoch 1 --threads 1", 1,
+        "none is left to validate on"),
+    Row("train-threads", "train {inp}/photos -o {out}/m.pt --threads 100000", 2, "is more than the"),
+    Row("train-lr-nan", "train {inp}/photos -o {out}/m.pt --lr nan", 2, "'--lr': nan is not a finite number"),
     # --- beyond the issue: other input types that hung, crashed or misled
     Row("fifo-as-video", "denoise {inp}/pipe.mp4 -o {out}/o.mp4", 1, "pipe.mp4: not a file or a folder"),
     Row("missing-input", "denoise {inp}/nothing.mp4 -o {out}/o.mp4", 1, "nothing.mp4: no such file or folder"),
@@ -222,6 +228,8 @@ def test_bad_input(row: Row, inputs: Path, tmp_path: Path, request: pytest.Fixtu
         pytest.skip("no named pipes on this system")
     if row.id == "camera-absent" and Path("/dev/video0").exists():
         pytest.skip("this machine has a camera 0")
+    if row.args.startswith("train "):
+        pytest.importorskip("torch")
     values = {"inp": str(inputs), "out": str(tmp_path), "http": "", "scene": "", "cal": ""}
     if "{http}" in row.args:
         server = request.getfixturevalue("http")
