@@ -100,7 +100,7 @@ def test_calibrate_runs_without_torch_and_onnx(tmp_path: Path) -> None:
         "import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
         "from edge_runtime.cli import main\n"
         f"sys.argv = ['edge-ae', 'calibrate', {str(model)!r}, {str(shared(f'{PED2}/01.mp4'))!r}, '-o', {str(out)!r},"
-        " '--max-frames', '20', '--threads', '1']\n"
+        " '--max-frames', '20', '--max-false-alarm', '0.05', '--threads', '1']\n"
         "main()\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -72,7 +72,7 @@ def test_shared_between_threads(denoiser: Denoiser) -> None:
     ("frame", "message"),
     [
         (np.zeros((8, 8, 3), dtype=np.float32), "dtype is float32; expected uint8"),
-        (np.zeros((8, 8, 4), dtype=np.uint8), "shape is (8, 8, 4)"),
+        (np.zeros((8, 8, 2), dtype=np.uint8), "shape is (8, 8, 2)"),  # 4 channels are BGRA: alpha passed through
         (np.zeros((0, 8), dtype=np.uint8), "no pixels"),
         ([[1, 2]], "must be a numpy array"),
     ],
