@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 import numpy as np
 
+from edge_runtime.media import Encoding
 from edge_runtime.sinks import FrameSink, WindowSink
 from edge_runtime.sources import Frame, Source
 
@@ -221,6 +222,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -236,6 +239,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -250,6 +255,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -264,11 +271,13 @@ def run_pipeline(
 
     SIGINT (Ctrl-C) or SIGTERM stops after the frame in flight and finalises the outputs (the
     video so far is kept, playable; a second Ctrl-C stops at once, still finalising); any other
-    error removes the unfinished video and is re-raised. ``audio``: remux a video file's audio
-    into the output video when an ffmpeg binary is available (the outcome is in ``notes``).
+    error removes the unfinished video and is re-raised. For a path: ``audio`` copies a video file's audio
+    and subtitle streams into the output video (the outcome is in ``notes``), ``encoding`` overrides the
+    codec and quality (default: the input's codec family at ``edge_runtime.encoder.DEFAULT_CRF``), and
+    ``overwrite=False`` refuses an existing output.
     Signal handlers are installed only when called from the main thread and ``handle_signals``.
     """
-    sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio)
+    sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio, encoding, overwrite)
                              if output is None or isinstance(output, (str, Path)) else output)
     report = RunReport() if report is None else report
     stop = _Stop()

@@ -152,7 +152,8 @@ class LiveSource(Source):
     When the source stops delivering (stream server restarted, camera unplugged) and ``reconnect``
     is on, the reader reopens it with back-off (0.25 s doubling to 2 s between tries) until frames
     flow again or ``give_up`` seconds have passed without a frame; ``on_event`` hears about each
-    loss and recovery, and ``events`` keeps them.
+    loss and recovery, and ``events`` keeps them. A stream that is not up yet when opened is waited
+    for the same way (a camera that cannot be opened fails at once).
     """
 
     live = True
@@ -173,9 +174,12 @@ class LiveSource(Source):
         self.reconnects = 0  # times frames came back after a loss
         self.received = 0  # frames read from the device, delivered or not
         self._cap = self._open()
+        if self._cap is None and self.kind == "stream" and reconnect:
+            self._cap = self._wait_for_start()
         if self._cap is None:
             what = f"camera {target}" if isinstance(target, int) else f"stream {target}"
-            msg = f"{what}: cannot be opened"
+            tried = f" (tried for {give_up:g} s)" if self.kind == "stream" and reconnect and give_up is not None else ""
+            msg = f"{what}: cannot be opened{tried}"
             raise SourceError(msg)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else None
@@ -212,6 +216,21 @@ class LiveSource(Source):
             cap.release()
             return None
         return cap
+
+    def _wait_for_start(self) -> cv2.VideoCapture | None:
+        """Retry opening a stream that is not up yet, with back-off, until it opens or ``give_up`` passes."""
+        start = time.monotonic()
+        limit = f"gives up after {self.give_up:g} s" if self.give_up is not None else "never gives up"
+        self._event(f"{self.description}: not up yet; retrying (--give-up: {limit})")
+        wait = self.BACKOFF_FIRST
+        while self.give_up is None or time.monotonic() - start + wait <= self.give_up:
+            time.sleep(wait)
+            cap = self._open()
+            if cap is not None:
+                self._event(f"{self.description}: up after {time.monotonic() - start:.1f} s")
+                return cap
+            wait = min(wait * 2, self.BACKOFF_MAX)
+        return None
 
     def _event(self, message: str) -> None:
         self.events.append(message)
