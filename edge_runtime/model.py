@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
 try:
     import onnxruntime as ort
 except ImportError:  # the base install leaves the choice between onnxruntime and onnxruntime-gpu to the extras
