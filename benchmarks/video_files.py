@@ -10,8 +10,8 @@ For each: PSNR against the clean frames of the denoised frames in memory and of 
 OpenCV as edge-ae reads it, and by an exact BT.601 conversion of the decoded YUV planes, as a colour-accurate
 player shows it), the file's size against the input's, and file-to-file throughput against model-only
 throughput in the same run (three passes each, alternated; the best of each). A lossless file of the same
-frames, read by OpenCV, shows what reading through OpenCV alone costs. OpenCV's mp4v writer is shown for comparison. Last,
-the encoder itself: PyAV's installed size, import time and libx264 speed.
+frames, read by OpenCV, shows what reading through OpenCV alone costs. OpenCV's mp4v writer is shown for
+comparison. Last, the encoder itself: PyAV's installed size, import time and libx264 speed.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def read(path: Path, limit: int | None = None) -> list[np.ndarray]:
 
 def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     assert len(a) == len(b), (len(a), len(b))
-    vals = [10 * np.log10(255.0**2 / max(np.mean((x.astype(np.float64) - y) ** 2), 1e-12)) for x, y in zip(a, b)]
+    vals = [10 * np.log10(255.0**2 / max(np.mean((x.astype(np.float64) - y) ** 2), 1e-12)) for x, y in zip(a, b, strict=True)]
     return float(np.mean(vals))
 
 
@@ -126,16 +126,18 @@ def measure(name: str, src: Path, clean: list[np.ndarray], den: Denoiser, work: 
     noisy = read(src)
     n = min(len(noisy), len(clean))
     noisy, clean = noisy[:n], clean[:n]
-    model_fps, file_fps, mem = 0.0, 0.0, []
+    model_fps, file_fps, model_cpu, file_cpu, mem = 0.0, 0.0, 1e9, 1e9, []
     out = work / f"{Path(name).stem}_denoised.mp4"
     for _ in range(ROUNDS):  # alternated, best of each: other work on the machine slows one pass, not the figure
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         mem = [den.denoise(f) for f in noisy]
         model_fps = max(model_fps, n / (time.perf_counter() - t))
+        model_cpu = min(model_cpu, 1000 * (time.process_time() - c) / n)
         source = open_source(src)
-        t = time.perf_counter()
-        run_pipeline(source, den.denoise, out, handle_signals=False, encoding=Encoding(crf=crf))
+        t, c = time.perf_counter(), time.process_time()
+        run_pipeline(source, den.denoise, out, handle_signals=False, encoding=Encoding(crf=crf), overwrite=True)
         file_fps = max(file_fps, n / (time.perf_counter() - t))
+        file_cpu = min(file_cpu, 1000 * (time.process_time() - c) / n)
         source.close()
     written_cv, written_exact = read(out), exact_decode(out)
     # The floor of reading through OpenCV: the same frames written losslessly (CRF 0), read back by OpenCV.
@@ -160,6 +162,7 @@ def measure(name: str, src: Path, clean: list[np.ndarray], den: Denoiser, work: 
         "mp4v_cv": psnr(read(mp4v), clean), "mp4v_exact": psnr(exact_decode(mp4v), clean),
         "input_kb": src.stat().st_size / 1000, "file_kb": out.stat().st_size / 1000,
         "mp4v_kb": mp4v.stat().st_size / 1000, "model_fps": model_fps, "file_fps": file_fps,
+        "model_cpu": model_cpu, "file_cpu": file_cpu,
     }
 
 
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     den = Denoiser()
     rows = []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         src, clean = sample_input()
@@ -221,8 +225,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(measure(f"{name} + noise", noisy, clean, den, work, args.crf))
         enc = encoder_figures(work)
     head = ("| video | frames | input -> written | noisy dB | in memory dB | file dB (OpenCV / exact) | loss dB "
-            "(OpenCV / exact) | lossless file, OpenCV dB | file vs memory dB | mp4v dB (OpenCV / exact) | KB input / file / mp4v | fps model "
-            "/ file-to-file | share |")
+            "(OpenCV / exact) | lossless file, OpenCV dB | file vs memory dB | mp4v dB (OpenCV / exact) "
+            "| KB input / file / mp4v | fps model / file-to-file | share | CPU ms/frame model / file-to-file |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
@@ -232,13 +236,14 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['file_vs_memory']:.2f} | "
               f"{r['mp4v_cv']:.2f} / {r['mp4v_exact']:.2f} | {r['input_kb']:.0f} / {r['file_kb']:.0f} / "
               f"{r['mp4v_kb']:.0f} | {r['model_fps']:.1f} / {r['file_fps']:.1f} | "
-              f"{100 * r['file_fps'] / r['model_fps']:.0f} % |")
+              f"{100 * r['file_fps'] / r['model_fps']:.0f} % | {r['model_cpu']:.0f} / {r['file_cpu']:.0f} |")
     print()
     for line in enc:
         print(line)
     crf = args.crf if args.crf is not None else DEFAULT_CRF["h264"]
     print(f"written with CRF {crf}, preset {PRESET}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+          f"{os.cpu_count()} cores, load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+          f"(other work on the machine), {time.strftime('%Y-%m-%d')}")
 
 
 if __name__ == "__main__":

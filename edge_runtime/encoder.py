@@ -239,10 +239,11 @@ class AVWriter:
                     return
             packet = self._pending
             copy = next(c for c in self._copies if c.src is packet.stream)
-            if packet.pts is None or packet.time_base is None:
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None or packet.time_base is None:
                 self._pending = None
                 continue
-            start = float(packet.pts * packet.time_base) - copy.offset
+            start = float(ts * packet.time_base) - copy.offset
             if start >= t:
                 return
             self._pending = None
@@ -292,7 +293,8 @@ class _Copy:
 
     def write(self, packet: Any, container: Any) -> None:
         shift = round(self.offset / packet.time_base) if self.offset else 0
-        packet.pts -= shift
+        if packet.pts is not None:
+            packet.pts -= shift
         if packet.dts is not None:
             packet.dts -= shift
         packet.stream = self.out

@@ -1,5 +1,7 @@
 """File helpers shared by the runtime and export: what counts as an image or a video, whether two
-paths are one file, whether an output can be written, and writing a file atomically."""
+paths are one file, whether an output can be written, and writing a file atomically: under a hidden
+temporary name that its run holds locked (so a later run tells a killed run's leftovers from a live
+run's file), flushed to disk, then renamed onto the output (or refused, when it must not be replaced)."""
 
 from __future__ import annotations
 
@@ -159,15 +161,17 @@ def _locked(path: Path) -> bool:
     return False
 
 
-def claim(path: Path, suffix: str = ".partial", overwrite: bool = True) -> Partial:
+def claim(path: Path, suffix: str = ".partial", overwrite: bool = True, scan: bool = True) -> Partial:
     """Start writing ``path``: refuse it when it exists (unless ``overwrite``) or another run is writing it now,
     remove temporary files that killed runs left for it, and return a locked ``Partial`` for this run.
+
+    ``scan=False`` skips looking for other temporary files (a caller that cleaned the whole folder once).
     """
     if not overwrite and (path.exists() or path.is_symlink()):
         msg = f"{path}: already exists; use -y (--overwrite) to replace it"
         raise OutputError(msg)
     part = Partial(path, suffix)
-    if fcntl is None:
+    if fcntl is None or not scan:
         return part  # no locks to tell a live run from a dead one: leave other temporary files alone
     try:
         mine = os.stat(part.tmp).st_ctime_ns, part.tmp.name
@@ -202,17 +206,17 @@ def remove_stale_partials(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, suffix: str = ".partial", mode: int | None = None,
-                overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(path: Path, suffix: str = ".partial", mode: int | None = None, overwrite: bool = True,
+                scan: bool = True) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path``; on success it is flushed to disk and renamed onto ``path``.
 
     On any error the temporary file is removed and ``path`` is left as it was. An ``OSError``
     (disk full, I/O error) becomes an ``OutputError`` naming ``path`` and the cause. The finished
     file gets ``mode``, by default the usual mode for new files. Unless ``overwrite``, an existing
-    ``path`` is refused (before and after the write).
+    ``path`` is refused (before and after the write). ``scan``: see ``claim``.
     """
     path = Path(path)
-    part = claim(path, suffix, overwrite)
+    part = claim(path, suffix, overwrite, scan)
     try:
         yield part.tmp
     except OSError as e:

@@ -151,7 +151,8 @@ class VideoSink:
             self._part = None
 
 
-def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95, overwrite: bool = True) -> None:
+def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95, overwrite: bool = True,
+                       scan: bool = True) -> None:
     """Encode by the file's extension (PNG lossless) and move into place (refusing an existing file unless
     ``overwrite``); a failed write (disk full) raises ``OutputError`` and leaves ``path`` as it was."""
     suffix = path.suffix.lower()
@@ -160,7 +161,7 @@ def write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int = 95, ov
     if not ok:
         msg = f"{path}: OpenCV cannot encode '{suffix}' images"
         raise OutputError(msg)
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, scan=scan) as tmp:
         tmp.write_bytes(buf.tobytes())
 
 
@@ -196,7 +197,7 @@ class ImageFolderSink:
         self.frames = 0
 
     def write(self, frame: np.ndarray, name: str) -> None:
-        write_image_atomic(self.folder / name, frame, overwrite=self.overwrite)
+        write_image_atomic(self.folder / name, frame, overwrite=self.overwrite, scan=False)  # the folder: cleaned once
         self.frames += 1
 
     def close(self) -> None:
