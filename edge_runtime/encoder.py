@@ -23,7 +23,7 @@ from edge_runtime.media import CODECS, DEFAULT_CRF, PRESET, Encoding, VideoInfo
 if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
-__all__ = ["AVWriter", "Encoding", "choose_codec"]
+__all__ = ["AVWriter", "Encoding", "NoEncoderError", "choose_codec"]
 
 _LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "rawvideo", "png", "qtrle", "magicyuv", "r210", "v210"}
 _TIME_BASE = Fraction(1, 1000)  # live recordings: capture times in milliseconds
@@ -40,6 +40,20 @@ def choose_codec(encoding: Encoding, like: VideoInfo | None, container: str, sup
     if like is not None and like.codec in _LOSSLESS and container in ("matroska", "avi"):
         return "ffv1"
     return "h264"
+
+
+class NoEncoderError(OutputError):
+    """The PyAV installed has no encoder for the codec asked for."""
+
+
+def _has_encoder(name: str) -> bool:
+    import av
+
+    try:
+        av.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def _chroma(like: VideoInfo | None) -> str:
@@ -108,14 +122,10 @@ class AVWriter:
             msg = (f"{self.name}: a {Path(str(self.name)).suffix} file cannot hold {family} video; choose another "
                    "codec or container")
             raise OutputError(msg)
-        encoder = CODECS[family]
-        try:
-            av.Codec(encoder, "w")
-        except (av.FFmpegError, ValueError):
-            if family != "h264":
-                msg = f"{self.name}: this PyAV has no {encoder} encoder for --codec {family}"
-                raise OutputError(msg) from None
-            encoder = "h264"  # whichever H.264 encoder this FFmpeg build has
+        encoder = next((e for e in (CODECS[family], family) if _has_encoder(e)), None)
+        if encoder is None:  # a PyAV built on an FFmpeg without it (the wheels have them all)
+            msg = f"{self.name}: this PyAV has no {family} encoder"
+            raise NoEncoderError(msg)
         w, h = self.size
         rate = like.frame_rate if like is not None and like.frame_rate and abs(float(like.frame_rate) - fps) < 0.01 \
             else Fraction(fps).limit_denominator(1001)
@@ -171,7 +181,7 @@ class AVWriter:
             if s.type not in ("audio", "subtitle") or s.codec_context is None:
                 continue
             codec = s.codec_context.name
-            if codec in supported:
+            if {codec, getattr(s.codec_context.codec, "canonical_name", codec)} & supported:
                 self._copies.append(_Copy(s, self.out.add_stream_from_template(s), offset))
             else:
                 self.notes.append(f"{s.type} stream {s.index} ({codec}) left out: a {self.out.format.name} file "

@@ -11,7 +11,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge_runtime.encoder import AVWriter
+from edge_runtime.encoder import AVWriter, NoEncoderError
 from edge_runtime.errors import OutputError
 from edge_runtime.files import Partial, atomic_path, claim, remove_stale_partials
 from edge_runtime.media import Encoding
@@ -23,6 +23,8 @@ _FOURCC = {".avi": "MJPG"}
 _DEFAULT_FOURCC = "mp4v"
 NO_PYAV = ("warning: PyAV (the 'av' package) is not installed, so this video was written by OpenCV's MPEG-4 Part 2 "
            "writer (lower quality, larger files, no audio); install it with: pip install av")
+NO_H264 = ("warning: this PyAV has no H.264 encoder, so this video was written by OpenCV's MPEG-4 Part 2 writer "
+           "(lower quality, larger files, no audio); install the PyAV wheel: pip install --force-reinstall av")
 
 
 class VideoSink:
@@ -62,18 +64,23 @@ class VideoSink:
         try:
             import av  # noqa: F401  (a base dependency; OpenCV's writer is the fallback for installs without it)
         except ImportError:
-            self._open_opencv(suffix)
+            self._open_opencv(suffix, NO_PYAV)
             return
+        encoding = encoding or Encoding()
         try:
             follow = like or audio_from
             info = probe(follow) if follow is not None else None
-            self._av = AVWriter(self.tmp, suffix, fps, size, encoding or Encoding(), info, audio_from, timestamps,
-                                name=self.path)
+            self._av = AVWriter(self.tmp, suffix, fps, size, encoding, info, audio_from, timestamps, name=self.path)
+        except NoEncoderError:
+            if encoding.codec != "auto":
+                self._part.discard()
+                raise
+            self._open_opencv(suffix, NO_H264)
         except BaseException:
             self._part.discard()
             raise
 
-    def _open_opencv(self, suffix: str) -> None:
+    def _open_opencv(self, suffix: str, warning: str) -> None:
         assert self._part is not None
         code = _FOURCC.get(suffix, _DEFAULT_FOURCC)
         self._cv = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*code), self.fps, self.size)
@@ -81,7 +88,7 @@ class VideoSink:
             self._part.discard()
             msg = f"{self.path}: OpenCV cannot open a video writer for this file"
             raise OutputError(msg)
-        self.notes.append(NO_PYAV)
+        self.notes.append(warning)
 
     def write(self, frame: np.ndarray, t: float | None = None) -> None:
         """Add one frame; ``t``: its capture time in seconds (any clock; the first frame's time is the start)."""
