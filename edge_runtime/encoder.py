@@ -132,7 +132,7 @@ class AVWriter:
         options: dict[str, str] = {}
         if family in DEFAULT_CRF:
             crf = encoding.crf if encoding.crf is not None else DEFAULT_CRF[family]
-            options |= {"crf": str(crf), "preset": PRESET}
+            options |= {"crf": str(crf), "preset": encoding.preset or PRESET}
             if family == "hevc":
                 options["x265-params"] = "log-level=error"
         if self.timestamps:
