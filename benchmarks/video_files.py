@@ -58,8 +58,8 @@ def read(path: Path, limit: int | None = None) -> list[np.ndarray]:
 
 def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     assert len(a) == len(b), (len(a), len(b))
-    vals = [10 * np.log10(255.0**2 / max(np.mean((x.astype(np.float64) - y) ** 2), 1e-12)) for x, y in zip(a, b, strict=True)]
-    return float(np.mean(vals))
+    mse = [max(float(np.mean((x.astype(np.float64) - y) ** 2)), 1e-12) for x, y in zip(a, b, strict=True)]
+    return float(np.mean([10 * np.log10(255.0**2 / m) for m in mse]))
 
 
 def exact_decode(path: Path) -> list[np.ndarray]:
@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         enc = encoder_figures(work, args.preset or PRESET)
     head = ("| video | frames | input -> written | noisy dB | in memory dB | file dB (OpenCV / exact) | loss dB "
             "(OpenCV / exact) | lossless file, OpenCV dB | file vs memory dB | mp4v dB (OpenCV / exact) "
-            "| KB input / file / mp4v | fps model / decode+model / file-to-file | file-to-file vs model (vs decode+model) "
-            "| CPU ms/frame model / file-to-file |")
+            "| KB input / file / mp4v | fps model / decode+model / file-to-file "
+            "| file-to-file vs model (vs decode+model) | CPU ms/frame model / file-to-file |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:

@@ -112,7 +112,6 @@ class AVWriter:
     # -- set-up ---------------------------------------------------------------------------------------------
 
     def _open_video(self, fps: float, encoding: Encoding, like: VideoInfo | None) -> None:
-        av = self.av
         supported = set(self.out.supported_codecs)
         family = choose_codec(encoding, like, self.out.format.name, supported)
         if family not in CODECS:
