@@ -160,7 +160,7 @@ def test_live_recording_lasts_as_long_as_the_wall_time(tmp_path: Path) -> None:
     assert info is not None and info.duration is not None
     wall = captured[-1] - captured[0]  # first to last frame, as recorded
     assert wall > 1.5
-    assert abs(info.duration - wall) < 0.25, (info.duration, wall)  # not 20 frames / 30 fps = 0.67 s
+    assert abs(info.duration - wall) < 0.4, (info.duration, wall)  # not 20 frames / 30 fps = 0.67 s
     assert len(read_frames(out)) == 20
 
 
