@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_runtime.errors import EdgeAEError, OutputError, SourceError
 from edge_runtime.files import VIDEO_SUFFIXES, is_image, is_video
+from edge_runtime.media import Encoding
 from edge_runtime.outputs import VIDEO_OUT_SUFFIXES, check_not_input
 from edge_runtime.pipeline import RunReport, run_pipeline
 from edge_runtime.sources import Source, open_source
@@ -108,10 +109,13 @@ def run_batch(
     on_done: Callable[[int, BatchResult], None] | None = None,
     audio: bool = True,
     max_frames: int | None = None,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
 ) -> list[BatchResult]:
     """Denoise each item in turn; a failure is recorded and the next item runs.
 
-    ``on_start(i, item, source)`` may return a per-frame callback (a progress bar).
+    ``on_start(i, item, source)`` may return a per-frame callback (a progress bar). ``overwrite=False``:
+    an output that exists (or appears meanwhile) is a failure of that item, not replaced.
     """
     results: list[BatchResult] = []
     stopped = False
@@ -125,7 +129,8 @@ def run_batch(
             source = open_source(item.source)
             try:
                 on_frame = on_start(i, item, source) if on_start is not None else None
-                result.report = run_pipeline(source, process, item.output, None, max_frames, on_frame, audio=audio)
+                result.report = run_pipeline(source, process, item.output, None, max_frames, on_frame, audio=audio,
+                                             encoding=encoding, overwrite=overwrite)
             finally:
                 source.close()
             stopped = result.report.interrupted

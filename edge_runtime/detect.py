@@ -45,7 +45,7 @@ class DetectSink:
     def __init__(self, detector: AnomalyDetector, source: Source, report: DetectReport,
                  scores_path: Path | None = None, events_path: Path | None = None, video_path: Path | None = None,
                  snapshots: Path | None = None, plot_path: Path | None = None, low: float | None = None,
-                 hold: int = HOLD) -> None:
+                 hold: int = HOLD, overwrite: bool = True) -> None:
         if detector.threshold is None:
             msg = f"{detector.model.path}: this model has no anomaly threshold; calibrate it first (edge-ae calibrate)"
             raise NotCalibratedError(msg)
@@ -58,6 +58,7 @@ class DetectSink:
         self.paths = (scores_path, events_path, video_path, snapshots, plot_path)
         self.video_path, self.snapshots, self.plot_path = video_path, snapshots, plot_path
         self.title = f"{detector.model.path.name} on {source.description}"
+        self.overwrite = overwrite
         self.notes: list[str] = []
         self.video: VideoSink | None = None
         self.peak: tuple[np.ndarray, np.ndarray] | None = None  # (frame, annotated) of the open event's peak
@@ -80,7 +81,9 @@ class DetectSink:
         if self.video_path is not None and self.video is None:
             h, w = frame.image.shape[:2]
             fps = self.source.fps or (IMAGE_FPS if self.source.kind == "images" else 25.0)
-            self.video = VideoSink(self.video_path, fps, (w, h + BAR))
+            like = self.source.path if self.source.kind == "video" else None
+            self.video = VideoSink(self.video_path, fps, (w, h + BAR), like=like, timestamps=self.source.live,
+                                   overwrite=self.overwrite)
 
     def write(self, frame: Frame, r: AnomalyResult) -> None:
         report = self.report
@@ -101,7 +104,7 @@ class DetectSink:
             assert self.video is not None
             if (pic.shape[1], pic.shape[0]) != self.video.size:
                 pic = cv2.resize(pic, self.video.size, interpolation=cv2.INTER_AREA)
-            self.video.write(pic)
+            self.video.write(pic, frame.captured)
 
     def _close_event(self, ev: Event) -> None:
         extra: dict[str, Any] = {}
@@ -147,16 +150,18 @@ def detect_stream(detector: AnomalyDetector, source: Source, scores_path: Path |
                   events_path: Path | None = None, video_path: Path | None = None, snapshots: Path | None = None,
                   plot_path: Path | None = None, low: float | None = None, hold: int = HOLD,
                   max_frames: int | None = None,
-                  on_frame: Callable[[DetectReport], None] | None = None) -> DetectReport:
+                  on_frame: Callable[[DetectReport], None] | None = None, overwrite: bool = True) -> DetectReport:
     """Score every frame of ``source`` with a calibrated ``detector`` and write the outputs that are given.
 
     ``low``: the release level of events (default: from the calibration statistics, see
     ``events.release_level``); ``hold``: frames below it that close an event. ``on_frame`` gets the
     report after every frame. Ctrl-C or SIGTERM ends the run after the frame in flight
     (``report.signal`` says which) with every output finalised; see ``edge-ae detect --help``.
+    ``overwrite=False``: the annotated video is not written over a file that appeared meanwhile.
     """
     report = DetectReport()
-    sink = DetectSink(detector, source, report, scores_path, events_path, video_path, snapshots, plot_path, low, hold)
+    sink = DetectSink(detector, source, report, scores_path, events_path, video_path, snapshots, plot_path, low, hold,
+                      overwrite)
     detector.reset()
     progress = (lambda _: on_frame(report)) if on_frame is not None else None
     run_pipeline(source, detector.score, sink, max_frames=max_frames, on_frame=progress, report=report)

@@ -10,7 +10,16 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+try:
+    import onnxruntime as ort
+except ImportError:  # the base install leaves the choice between onnxruntime and onnxruntime-gpu to the extras
+    from edge_runtime.errors import ModelLoadError
+    from edge_runtime.install import pip_install
+
+    _msg = (f"onnxruntime is not installed; install the CPU build with: {pip_install('cpu')} "
+            f"(or the CUDA build: {pip_install('gpu')})")
+    raise ModelLoadError(_msg) from None
 
 from edge_runtime.card import ModelCard, card_from_metadata
 from edge_runtime.errors import ModelLoadError

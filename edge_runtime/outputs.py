@@ -43,13 +43,17 @@ def check_not_input(output: Path, inputs: Iterable[str | Path | int | None], mes
 
 
 def check_outputs(outputs: Sequence[Path | None], inputs: Iterable[str | Path | int | None],
-                  message: str = IS_THE_INPUT) -> None:
-    """Each given output is no input and can be written; no two outputs share a name."""
+                  message: str = IS_THE_INPUT, overwrite: bool = True) -> None:
+    """Each given output is no input and can be written (and, unless ``overwrite``, does not exist yet);
+    no two outputs share a name."""
     given = [p for p in outputs if p is not None]
     inputs = list(inputs)
     for p in given:
         check_not_input(p, inputs, message)
         check_writable(p)
+        if not overwrite and p.exists():
+            msg = f"{p}: already exists; use -y (--overwrite) to replace it"
+            raise OutputError(msg)
     resolved = [p.resolve() for p in given]
     if len(set(resolved)) != len(resolved):
         msg = f"two outputs have the same name ({', '.join(map(str, given))})"

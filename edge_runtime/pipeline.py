@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 import numpy as np
 
+from edge_runtime.media import Encoding
 from edge_runtime.sinks import FrameSink, WindowSink
 from edge_runtime.sources import Frame, Source
 
@@ -235,6 +236,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -250,6 +253,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -264,6 +269,8 @@ def run_pipeline(
     max_frames: int | None = None,
     on_frame: Callable[[RunReport], None] | None = None,
     audio: bool = True,
+    encoding: Encoding | None = None,
+    overwrite: bool = True,
     queue_frames: int = QUEUE_FRAMES,
     handle_signals: bool = True,
     report: RunReport | None = None,
@@ -280,11 +287,13 @@ def run_pipeline(
     (the video so far is kept, playable; a second Ctrl-C stops the frame in flight, and signals
     while the outputs are finalised are ignored); any other error removes the unfinished video and
     is re-raised. ``report.problems`` holds what the source found wrong with the input it read to
-    the end (images skipped, a video that ended early). ``audio``: remux a video file's audio
-    into the output video when an ffmpeg binary is available (the outcome is in ``notes``).
+    the end (images skipped, a video that ended early). For a path: ``audio`` copies a video
+    file's audio and subtitle streams into the output video (the outcome is in ``notes``), ``encoding``
+    overrides the codec and quality (default: the input's codec family at
+    ``edge_runtime.encoder.DEFAULT_CRF``), and ``overwrite=False`` refuses an existing output.
     Signal handlers are installed only when called from the main thread and ``handle_signals``.
     """
-    sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio)
+    sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio, encoding, overwrite)
                              if output is None or isinstance(output, (str, Path)) else output)
     report = RunReport() if report is None else report
     stop = _Stop()

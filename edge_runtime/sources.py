@@ -293,6 +293,8 @@ class LiveSource(Source):
     loss and recovery, and ``events`` keeps them. The back-off carries over from one loss to the next
     unless frames flowed for ``STEADY`` seconds in between, so a source that opens and soon ends again
     is retried at most every 2 s, not hammered.
+    A stream that is not up yet when opened is waited for the same way (a camera that cannot be opened
+    fails at once).
     """
 
     live = True
@@ -316,9 +318,12 @@ class LiveSource(Source):
         self.reconnects = 0  # times frames came back after a loss
         self.received = 0  # frames read from the device, delivered or not
         self._cap = cap if cap is not None else self._open()
+        if self._cap is None and self.kind == "stream" and reconnect:
+            self._cap = self._wait_for_start()
         if self._cap is None:
             what = f"camera {target}" if isinstance(target, int) else f"stream {target}"
-            msg = f"{what}: cannot be opened"
+            tried = f" (tried for {give_up:g} s)" if self.kind == "stream" and reconnect and give_up is not None else ""
+            msg = f"{what}: cannot be opened{tried}"
             raise SourceError(msg)
         self._opened_at = time.monotonic()
         self._backoff = self.BACKOFF_FIRST
@@ -347,6 +352,21 @@ class LiveSource(Source):
 
     def _open(self) -> cv2.VideoCapture | None:
         return _open_capture(self.target, self.open_timeout, self.read_timeout)
+
+    def _wait_for_start(self) -> cv2.VideoCapture | None:
+        """Retry opening a stream that is not up yet, with back-off, until it opens or ``give_up`` passes."""
+        start = time.monotonic()
+        limit = f"gives up after {self.give_up:g} s" if self.give_up is not None else "never gives up"
+        self._event(f"{self.description}: not up yet; retrying (--give-up: {limit})")
+        wait = self.BACKOFF_FIRST
+        while self.give_up is None or time.monotonic() - start + wait <= self.give_up:
+            time.sleep(wait)
+            cap = self._open()
+            if cap is not None:
+                self._event(f"{self.description}: up after {time.monotonic() - start:.1f} s")
+                return cap
+            wait = min(wait * 2, self.BACKOFF_MAX)
+        return None
 
     def _event(self, message: str) -> None:
         self.events.append(message)
@@ -457,9 +477,8 @@ def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float |
     text = str(spec)
     if text.lower().startswith(FILE_URL_PREFIXES):
         cap = _open_capture(text, 10.0, 5.0)
-        if cap is None:
-            msg = f"stream {text}: cannot be opened"
-            raise SourceError(msg)
+        if cap is None:  # not up (yet): a live stream, waited for under ``give_up``
+            return LiveSource(text, reconnect=reconnect, give_up=give_up, on_event=on_event)
         n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if np.isfinite(n) and n > 0:
             return VideoSource(text, cap)

@@ -23,9 +23,9 @@ __all__ = ["cli", "main"]
 # name -> (module, attribute, short help); imported only when the command is run or asked for help.
 _LAZY = {
     "train": ("train.cli", "train_command",
-              "Train an autoencoder and write a checkpoint (needs edge-ae[train])."),
+              "Train an autoencoder and write a checkpoint (needs the [train] extra)."),
     "export": ("export.cli", "export_command",
-               "Export a checkpoint to a self-describing ONNX file (needs edge-ae[train])."),
+               "Export a checkpoint to a self-describing ONNX file (needs the [train] extra)."),
 }
 
 
@@ -44,11 +44,15 @@ class _LazyGroup(click.Group):
                 raise
             missing = e.name
 
+            from edge_runtime.install import pip_install
+
+            hint = pip_install("train")
+
             @click.command(name, help=short, context_settings={"ignore_unknown_options": True})
             @click.argument("args", nargs=-1, type=click.UNPROCESSED)
             def unavailable(args: tuple[str, ...]) -> None:
                 raise click.ClickException(f"'edge-ae {name}' needs {missing}, which is not installed; "
-                                           "install it with: pip install 'edge-ae[train]'")
+                                           f"install it with: {hint}")
 
             return unavailable
 

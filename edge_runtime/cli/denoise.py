@@ -14,8 +14,10 @@ from edge_runtime.cli.options import (
     FiniteFloatRange,
     Progress,
     camera_option,
+    encoding_options,
     fail_on_problems,
     max_frames_option,
+    overwrite_option,
     reconnect_option,
     runtime_options,
     signal_exit_code,
@@ -25,6 +27,7 @@ from edge_runtime.cli.options import (
 if TYPE_CHECKING:
     from edge_runtime.batch import BatchItem, BatchResult
     from edge_runtime.denoiser import Denoiser
+    from edge_runtime.media import Encoding
     from edge_runtime.pipeline import RunReport
     from edge_runtime.sources import Source
 
@@ -51,36 +54,50 @@ def _describe(den: Denoiser) -> str:
                    "larger tiles need more memory: about 2.5 GB at 4096).")
 @reconnect_option
 @click.option("--give-up", type=FiniteFloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
-              help="Stop reconnecting after this long without frames (0: never give up).")
+              help="Stop reconnecting after this long without frames, or waiting for a stream that is not up yet "
+                   "(0: never give up).")
 @click.option("--audio/--no-audio", default=True, show_default=True,
-              help="Keep a video file's audio track (needs an ffmpeg binary: pip install 'edge-ae[video]').")
+              help="Copy a video file's audio and subtitle streams into the output video.")
+@encoding_options
+@overwrite_option
+@click.option("--skip-existing", is_flag=True,
+              help="Leave outputs that already exist as they are and do the rest (resumes a half-done batch).")
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, model: str | None,
-            device: str, threads: int | None) -> None:
+            max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, codec: str,
+            crf: int | None, overwrite: bool, skip_existing: bool, model: str | None, device: str,
+            threads: int | None) -> None:
     """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
 
     Several videos, or a folder of videos (searched recursively), are a batch: outputs mirror
     the inputs inside the -o folder, and one failure does not stop the rest. Ctrl-C or SIGTERM
     finishes the frame in flight and keeps a playable video of what was done.
 
+    Videos are written as H.264 (HEVC stays HEVC) at a quality that keeps the model's result, in the
+    input's pixel format, with its audio and subtitles. An existing output is refused unless -y.
+
     \b
     Examples:
       edge-ae denoise in.mp4 -o out.mp4
+      edge-ae denoise in.mp4 -o out.mkv -y --codec hevc --crf 20
       edge-ae denoise photos/ -o clean/
-      edge-ae denoise videos/ a.mp4 b.mkv -o clean/
+      edge-ae denoise videos/ a.mp4 b.mkv -o clean/ --skip-existing
       edge-ae denoise --camera 0 --show
       edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4 --give-up 300
     """
     from edge_runtime.batch import is_video_folder
     from edge_runtime.denoiser import Denoiser
+    from edge_runtime.media import Encoding
     from edge_runtime.model import sample_clip
     from edge_runtime.outputs import default_output
     from edge_runtime.pipeline import run_pipeline
     from edge_runtime.sinks import WindowSink
     from edge_runtime.sources import open_source
 
+    if overwrite and skip_existing:
+        raise click.UsageError("give -y (replace existing outputs) or --skip-existing (keep them), not both")
+    encoding = Encoding(codec, crf)
     input = inputs[0] if len(inputs) == 1 else None
     given = sum(x is not None and x is not False for x in (inputs or None, camera, sample or None))
     if given != 1:
@@ -90,7 +107,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
-        _denoise_batch(inputs, output, max_frames, audio, Denoiser(model, device=device, threads=threads, tile=tile))
+        den = Denoiser(model, device=device, threads=threads, tile=tile)
+        _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, den)
         return
     spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
     is_live = camera is not None or str(spec).lower().startswith(("rtsp:", "http:", "https:"))
@@ -98,6 +116,12 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         output = str(default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
     if output is None and not show:
         raise click.UsageError("a camera or URL input needs -o OUTPUT or --show")
+    if skip_existing and output is not None and Path(output).is_dir():
+        raise click.UsageError("--skip-existing skips whole outputs (videos, images); for a folder of images use -y "
+                               "or another folder")
+    if skip_existing and output is not None and Path(output).exists():
+        click.echo(f"{output}: already exists; skipped (--skip-existing)", err=True)
+        return
 
     den = Denoiser(model, device=device, threads=threads, tile=tile)
 
@@ -108,7 +132,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     try:
         bar: Progress[RunReport] = Progress(source, f"{_describe(den)}; input {source.description}")
         report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update,
-                              audio=audio)
+                              audio=audio, encoding=encoding, overwrite=overwrite)
         bar.done()
     finally:
         source.close()
@@ -130,7 +154,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
 
 def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool,
-                   den: Denoiser) -> None:
+                   encoding: Encoding, overwrite: bool, skip_existing: bool, den: Denoiser) -> None:
     """Denoise many videos into one folder; report each, then a summary; exit 1 if any failed."""
     from edge_runtime.batch import plan_batch, run_batch, summarise
     from edge_runtime.outputs import default_output
@@ -140,6 +164,16 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
             raise click.UsageError("several inputs need -o FOLDER for the outputs")
         output = str(default_output(Path(inputs[0])))
     items = plan_batch(inputs, output)
+    there = [i for i in items if i.output.exists()]
+    if there and not (overwrite or skip_existing):
+        shown = ", ".join(str(i.output) for i in there[:3]) + (", ..." if len(there) > 3 else "")
+        raise click.ClickException(f"{output}: {len(there)} of the {len(items)} outputs already exist ({shown}); "
+                                   "use --skip-existing to do only the rest, or -y to redo them")
+    if skip_existing and there:
+        items = [i for i in items if not i.output.exists()]
+        click.echo(f"{len(there)} videos already done in {output}, skipped (--skip-existing)", err=True)
+        if not items:
+            return
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
     bars: list[Progress[RunReport]] = []
 
@@ -162,7 +196,8 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
         for note in r.notes:
             click.echo(f"  {note}", err=True)
 
-    results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames)
+    results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames, encoding=encoding,
+                        overwrite=overwrite)
     click.echo(summarise(results), err=True)
     stopped = next((r.report for r in results if r.report is not None and r.report.interrupted), None)
     if stopped is not None:

@@ -16,6 +16,7 @@ from edge_runtime.cli.options import (
     fail_on_problems,
     max_frames_option,
     model_option,
+    overwrite_option,
     reconnect_option,
     signal_exit_code,
     threads_option,
@@ -47,12 +48,14 @@ if TYPE_CHECKING:
               help="... for this many frames in a row.")
 @max_frames_option("Stop after this many frames.")
 @reconnect_option
+@overwrite_option
 @threads_option
 @device_option
 @user_errors
 def detect(input: str | None, camera: int | None, model: str | None, scores_path: str | None, events_path: str | None,
            output: str | None, snapshots: str | None, plot: str | None, threshold: float | None, release: float,
-           hold: int, max_frames: int | None, reconnect: bool, threads: int | None, device: str) -> None:
+           hold: int, max_frames: int | None, reconnect: bool, overwrite: bool, threads: int | None,
+           device: str) -> None:
     """Flag anomalous frames of a video, a folder of images, a stream URL or a camera.
 
     Each frame gets a score (causal: it never uses later frames); frames scoring above the
@@ -68,7 +71,7 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     """
     from edge_runtime.anomaly import AnomalyDetector
     from edge_runtime.detect import detect_stream
-    from edge_runtime.errors import NotCalibratedError
+    from edge_runtime.errors import NotCalibratedError, OutputError
     from edge_runtime.events import release_level
     from edge_runtime.outputs import VIDEO_OUT_SUFFIXES, check_outputs
     from edge_runtime.sources import open_source
@@ -87,7 +90,10 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     if paths["plot"] is not None and paths["plot"].suffix.lower() != ".png":
         raise click.UsageError(f"{plot}: --plot writes a .png image")
     check_outputs(list(paths.values()), [input, model],
-                  "{output}: this output is an input; choose another name so the input is kept")
+                  "{output}: this output is an input; choose another name so the input is kept", overwrite)
+    if snapshots and not overwrite and Path(snapshots).is_dir() and any(Path(snapshots).glob("event_*.png")):
+        msg = f"{snapshots}: already holds event snapshots; use -y (--overwrite) to replace them"
+        raise OutputError(msg)
     det = AnomalyDetector(model, device=device, threads=threads)
     if threshold is not None:
         det.threshold = threshold
@@ -108,7 +114,8 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     try:
         rep = detect_stream(det, source, paths["scores"], paths["events"], paths["video"],
                             Path(snapshots) if snapshots else None, paths["plot"],
-                            release_level(det.threshold, det.stats, release), hold, max_frames, progress.update)
+                            release_level(det.threshold, det.stats, release), hold, max_frames, progress.update,
+                            overwrite=overwrite)
     finally:
         source.close()
     progress.done()

@@ -115,6 +115,24 @@ def reconnect_option(fn: F) -> F:
                         help="Reopen a camera or stream that stops sending frames, with back-off.")(fn)
 
 
+def overwrite_option(fn: F) -> F:
+    """``-y/--overwrite``: replace existing outputs (refused without it, as ffmpeg does)."""
+    return click.option("-y", "--overwrite", is_flag=True,
+                        help="Replace outputs that already exist (without -y an existing output is refused).")(fn)
+
+
+def encoding_options(fn: F) -> F:
+    """``--codec`` and ``--crf`` for written videos."""
+    from edge_runtime.media import CODECS, DEFAULT_CRF
+
+    crfs = ", ".join(f"{k} {v}" for k, v in DEFAULT_CRF.items())
+    fn = click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
+                      help=f"Constant quality of written H.264/HEVC videos, lower is better [default: {crfs}].")(fn)
+    return click.option("--codec", type=click.Choice(["auto", *CODECS]), default="auto", show_default=True,
+                        help="Codec of written videos; auto: the input's (HEVC stays HEVC, lossless stays lossless "
+                             "FFV1 in .mkv/.avi), else H.264.")(fn)
+
+
 class Progress(Generic[ReportT]):
     """A one-line progress display on stderr: a bar with ETA for files, a periodic line for live sources.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
@@ -159,3 +160,21 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long.avi"
     write_video(path, frames * 4, 25.0, "MJPG")
     return path
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A 192 KiB tmpfs: a real file system that runs out of space."""
+    mount = shutil.which("mount")
+    if os.name != "posix" or os.geteuid() != 0 or mount is None:
+        pytest.skip("mounting a small tmpfs needs root on Linux; this run cannot, so the full-disk tests are skipped")
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run([mount, "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); the full-disk tests are skipped")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=False)
+

@@ -1,6 +1,6 @@
 """Live input from a real HTTP MJPEG server on 127.0.0.1: bounded latency, reconnect after the server dies, give-up.
 
-RTSP is not tested: no package from the registries serves RTSP locally here (see the pipeline notes).
+RTSP: tests/edge_runtime/test_rtsp.py.
 """
 
 from __future__ import annotations
@@ -122,8 +122,12 @@ def test_gives_up_after_the_given_time() -> None:
 
 def test_unreachable_stream_is_one_clear_error() -> None:
     port = free_port()
-    with pytest.raises(SourceError, match=f"127.0.0.1:{port}.*cannot be opened"):
-        open_source(f"http://127.0.0.1:{port}/")
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=rf"127.0.0.1:{port}.*cannot be opened \(tried for 1 s\)"):
+        open_source(f"http://127.0.0.1:{port}/", give_up=1.0)  # a stream not up yet is waited for, up to give_up
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(SourceError, match=f"127.0.0.1:{port}.*cannot be opened$"):
+        open_source(f"http://127.0.0.1:{port}/", reconnect=False)
 
 
 def test_slow_model_on_fast_stream_keeps_latency_bounded(tiny_onnx: Path) -> None:
