@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -477,7 +478,11 @@ def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float |
     text = str(spec)
     if text.lower().startswith(FILE_URL_PREFIXES):
         cap = _open_capture(text, 10.0, 5.0)
-        if cap is None:  # not up (yet): a live stream, waited for under ``give_up``
+        if cap is None:
+            if Path(urlsplit(text).path).suffix.lower() in VIDEO_SUFFIXES:  # a video file's URL: missing, not late
+                msg = f"stream {text}: cannot be opened"
+                raise SourceError(msg)
+            # not up (yet): a live stream, waited for under ``give_up``
             return LiveSource(text, reconnect=reconnect, give_up=give_up, on_event=on_event)
         n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if np.isfinite(n) and n > 0:
