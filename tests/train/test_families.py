@@ -44,7 +44,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     and returns one tensor per output role, frame-shaped where the role is image or reconstruction."""
     spec = family_spec(family)
     assert spec.name == family and set(spec.outputs.values()) <= set(ROLES)
-    assert ("seq_len" in spec.options) == (spec.layout == "NTF") and ("patch" in spec.options) != spec.fixed_size
+    assert ("seq_len" in spec.options) == (spec.layout == "NTF" or spec.state_channels > 0)
+    assert ("patch" in spec.options) != spec.fixed_size
     c, h, w = 1, 8, 8
     args = spec.arguments(c, h, w) if spec.fixed_size else spec.arguments(c, None, None)
     if spec.code_argument:
@@ -53,6 +54,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     x = torch.rand({"image": (2, c, 16, 16), "NF": (2, c * h * w), "NCHW": (2, c, h, w), "NTF": (2, 3, c * h * w)}[
         spec.layout])
     extra = [torch.rand(3, int(getattr(model, e.width))) for e in spec.extra_inputs]
+    if spec.state_channels:  # a recurrent image family: the state, shaped like the frame batch
+        extra.append(torch.rand(2, spec.state_channels_of(model), 16, 16))
     with torch.no_grad():
         out = model(x, *extra)
     out = (out,) if isinstance(out, torch.Tensor) else out
@@ -60,6 +63,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     for y, role in zip(out, spec.outputs.values(), strict=True):
         if role in ("image", "reconstruction"):
             assert y.shape == x.shape, role
+        if role == "state":
+            assert y.shape == extra[-1].shape, role
         if role in ("latent", "mean") and spec.code_argument:
             assert y.shape == (2, 5), role
     if spec.fixed_size:
