@@ -76,6 +76,27 @@ def train_export_run(family: str, tmp_path: Path, frames_dir: Path) -> None:
     """Train ``family`` a few steps with the project's loop, export it, and run it through onnxruntime."""
     spec = family_spec(family)
     out = tmp_path / "m.onnx"
+    if spec.state_channels:  # a recurrent image model: the sequence loop, then 10 closed-loop frames at two sizes
+        from train.checkpoint import load_checkpoint
+        from train.loop_video import train_video
+
+        ckpt = tmp_path / "v.pt"
+        train_video(build_config("tiny", family=family, threads=1, steps_per_epoch=3, batch=2, seq_len=3),
+                    [str(CLEAN_CLIP)], ckpt, log=lambda s: None)
+        card = export_checkpoint(ckpt, out)
+        assert card.state is not None and card.state.channels == 4 and card.metrics["export_parity_max_abs"] < 1e-4
+        model, _ = load_checkpoint(ckpt)
+        m = Model(out, device="cpu", threads=1)
+        for shape in [(1, 3, 16, 24), (2, 3, 40, 8)]:
+            clip = np.random.default_rng(0).random((10, *shape), dtype=np.float32)
+            state, t_state = None, model.empty_state(torch.from_numpy(clip[0]))
+            for x in clip:
+                y, state = m.run_state(x, state)
+                with torch.no_grad():
+                    t_y, t_state = model(torch.from_numpy(x), t_state)
+                np.testing.assert_allclose(y, t_y.numpy(), atol=1e-4)
+                np.testing.assert_allclose(state, t_state.numpy(), atol=1e-4)
+        return
     if not spec.fixed_size:  # an any-size image model: the denoiser loop, then the runtime's Model at two sizes
         from train.checkpoint import load_checkpoint
         from train.loop import train_denoiser
