@@ -191,7 +191,7 @@ def test_a_family_added_by_one_spec_trains_exports_and_runs(register_spec: Calla
     assert Autoencoder(onnx_path, device="cpu").encode([np.zeros((8, 8), np.uint8)]).shape == (1, 3)
     r = run(cli, ["train", "--family", tiny_family, DIGITS, "--seq-len", "4", "-o", str(tmp_path / "x.pt")])
     assert r.exit_code == 1
-    assert "--seq-len does not apply to family 'throwaway_tiny_ae' (it applies to lstm)" in r.output
+    assert "--seq-len does not apply to family 'throwaway_tiny_ae' (it applies to lstm, video_denoiser)" in r.output
     assert not (tmp_path / "x.pt").exists()
 
 
