@@ -53,23 +53,46 @@ class AnomalySpec:
 
 
 @dataclass(frozen=True)
+class StateSpec:
+    """A recurrent model's state: a second graph input fed with the state output of the previous frame.
+
+    The state tensor is (B, channels, H / scale, W / scale) for a (B, C, H, W) frame batch, float32;
+    ``empty`` says what it holds before the first frame of a stream ("zeros").
+    """
+
+    input: str = "state"
+    output: str = "state_out"
+    channels: int = 4
+    scale: int = 1
+    empty: str = "zeros"
+
+
+STATE_EMPTY = ("zeros",)
+
+
+@dataclass(frozen=True)
 class ModelCard:
     task: str
     family: str
     input: InputSpec
-    outputs: dict[str, str]  # output name -> role: "image", "reconstruction", "latent", "mean", "logvar", "decoded"
+    outputs: dict[str, str]  # output name -> role: "image", "reconstruction", "latent", "mean", "logvar", "decoded",
+    # "state" (a recurrent model's next state, see ``state``)
     precision: str = "fp32"
     noise: dict[str, Any] | None = None
     anomaly: AnomalySpec | None = None
+    state: StateSpec | None = None  # recurrent models only; absent in older cards
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["state"] is None:  # a card without state reads the same as before (older runtimes accept it)
+            del d["state"]
+        return d
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelCard:
@@ -127,6 +150,20 @@ class ModelCard:
             raise bad("'outputs' is empty")
         if self.task in ("anomaly", "both") and self.anomaly is None:
             raise bad(f"'anomaly' is missing for task {self.task!r}")
+        s = self.state
+        if s is not None:
+            if not isinstance(s.channels, int) or s.channels < 1:
+                raise bad(f"'state.channels' is {s.channels!r}; expected an integer >= 1")
+            if s.scale != 1:
+                raise bad(f"'state.scale' is {s.scale!r}; this runtime supports 1 (state at the frame's size)")
+            if s.empty not in STATE_EMPTY:
+                raise bad(f"'state.empty' is {s.empty!r}; expected one of {', '.join(STATE_EMPTY)}")
+            if s.output not in self.outputs or self.outputs[s.output] != "state":
+                raise bad(f"'state.output' {s.output!r} is not an output of role 'state'")
+            if not s.input or s.input == i.name:
+                raise bad(f"'state.input' is {s.input!r}; expected a graph input other than {i.name!r}")
+            if i.layout != "NCHW":
+                raise bad(f"'state' needs layout NCHW, not {i.layout}")
 
 
 def _build(cls: type, raw: dict[str, Any], source: str, where: str) -> Any:
@@ -143,10 +180,12 @@ def _build(cls: type, raw: dict[str, Any], source: str, where: str) -> Any:
                 raise ModelCardError(msg)
             continue
         value = raw[name]
-        if name == "input":
+        if name == "input" and cls is ModelCard:
             value = _build(InputSpec, _obj(value, source, "card.input"), source, "card.input")
         elif name == "anomaly" and value is not None:
             value = _build(AnomalySpec, _obj(value, source, "card.anomaly"), source, "card.anomaly")
+        elif name == "state" and value is not None:
+            value = _build(StateSpec, _obj(value, source, "card.state"), source, "card.state")
         elif name == "value_range":
             value = tuple(value) if isinstance(value, list) else value
         values[name] = value

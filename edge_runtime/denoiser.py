@@ -19,7 +19,9 @@ class Denoiser:
     """Denoise camera or video frames with an edge-ae model (the bundled one by default).
 
     One Denoiser may be shared by several threads: it holds no per-call state (I/O binding
-    buffers are per thread), and the onnxruntime session it wraps is thread-safe.
+    buffers are per thread), and the onnxruntime session it wraps is thread-safe. ``denoise``
+    treats every frame on its own (a recurrent model gets its empty state: a still); ``stream()``
+    opens a ``DenoiseStream`` that carries a recurrent model's state from frame to frame of one source.
 
     Models exported with ``--frame-io`` take uint8 BGR frames and convert inside the graph, so
     with CUDA only the uint8 frame goes to the GPU and only the uint8 result comes back.
@@ -38,27 +40,62 @@ class Denoiser:
             msg = f"tile {tile} is too small; expected at least {MIN_TILE} pixels (or None: no tiling)"
             raise ValueError(msg)
         self.tile = tile
-        self.bind = self.model.device == "cuda" if bind is None else bind
+        self.recurrent = card.state is not None
+        # I/O binding feeds the frame only; a recurrent model runs through plain session calls
+        self.bind = (self.model.device == "cuda" if bind is None else bind) and not self.recurrent
         self.frame_io = card.input.layout == "NHWC"
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise one uint8 frame (H x W or H x W x 1 grey, H x W x 3 BGR, H x W x 4 BGRA); the result has
-        the same shape. An alpha channel is passed through unchanged."""
+        the same shape. An alpha channel is passed through unchanged. No state is kept between calls."""
+        return self._denoise(frame, None)
+
+    __call__ = denoise
+
+    def stream(self) -> DenoiseStream:
+        """A stream for the frames of one source, in order: a recurrent model's state goes from each frame to
+        the next (for a single-frame model it is the same as ``denoise``)."""
+        return DenoiseStream(self)
+
+    def _denoise(self, frame: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
         if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (1, 4):
             if frame.shape[2] == 1:
-                return self.denoise(frame[:, :, 0])[:, :, None]
-            return np.dstack([self.denoise(frame[:, :, :3]), frame[:, :, 3]])
+                return self._denoise(frame[:, :, 0], stream)[:, :, None]
+            return np.dstack([self._denoise(frame[:, :, :3], stream), frame[:, :, 3]])
         f = check_frame(frame)
         if self.frame_io:
             return self._denoise_frame(f)
         x = to_planes(f, self.spec)
-        y = self._run(x)
+        if not self.recurrent:
+            return from_planes(self._run(x), f, self.spec)
+        state = stream.state if stream is not None else None
+        if state is not None and (state.shape[0], *state.shape[2:]) != (x.shape[0], *x.shape[2:]):
+            state = None  # another frame size (or a grey model's plane count): start afresh
+            assert stream is not None
+            stream.resets += 1
+        y, nxt = self._run_state(x, state if state is not None else self.model.empty_state(x))
+        if stream is not None:
+            stream.state = nxt
         return from_planes(y, f, self.spec)
-
-    __call__ = denoise
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         return self.model.run_bound(x) if self.bind else self.model.run(x)
+
+    def _run_state(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A recurrent model on planes and their state (same size): tiled like ``_run``, the state padded,
+        cut into tiles and put back together exactly like the frame."""
+        h, w = x.shape[2:]
+        y = np.empty(x.shape, dtype=np.float32)
+        nxt = np.empty(state.shape, dtype=np.float32)
+        m = self.spec.spatial_multiple
+        for (ya, yb, xa, xb), (y0, y1, x0, x1) in _tiles(h, w, self.tile):
+            th, tw = yb - ya, xb - xa
+            out, st = self.model.run_state(pad_planes(np.ascontiguousarray(x[:, :, ya:yb, xa:xb]), m),
+                                           pad_planes(np.ascontiguousarray(state[:, :, ya:yb, xa:xb]), m))
+            keep = (slice(None), slice(None), slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+            y[:, :, y0:y1, x0:x1] = out[:, :, :th, :tw][keep]
+            nxt[:, :, y0:y1, x0:x1] = st[:, :, :th, :tw][keep]
+        return y, nxt
 
     def _denoise_frame(self, f: np.ndarray) -> np.ndarray:
         """uint8 frame in, uint8 frame out: the model converts (NHWC BGR, padded to its multiple)."""
@@ -91,6 +128,34 @@ class Denoiser:
             res = self._run_padded(x[:, :, ya:yb, xa:xb])
             out[:, :, y0:y1, x0:x1] = res[:, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
         return out
+
+
+class DenoiseStream:
+    """The frames of one source through a ``Denoiser``, in order, with a recurrent model's state carried from
+    each frame to the next (``Denoiser.stream()``).
+
+    A stream is for one thread and one source (open one per source; the Denoiser behind it may be shared).
+    It starts afresh by itself when the frame size changes; call ``reset()`` where the caller knows the
+    past no longer applies (a live source that reconnected, a seek). The model also cuts its past off by
+    itself on a hard scene cut.
+    """
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        self.denoiser = denoiser
+        self.state: np.ndarray | None = None  # the model's state after the last frame; None: empty
+        self.resets = 0  # times the state was dropped (reset() or a new frame size)
+
+    def denoise(self, frame: np.ndarray) -> np.ndarray:
+        """Denoise the next frame of this source (as ``Denoiser.denoise``), using and updating the state."""
+        return self.denoiser._denoise(frame, self)
+
+    __call__ = denoise
+
+    def reset(self) -> None:
+        """Forget the past: the next frame is treated as the first."""
+        if self.state is not None:
+            self.resets += 1
+        self.state = None
 
 
 def _tiles(h: int, w: int, tile: int | None) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:

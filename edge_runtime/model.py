@@ -14,7 +14,7 @@ import numpy as np
 try:
     import onnxruntime as ort
 except ImportError:  # the base install leaves the choice between onnxruntime and onnxruntime-gpu to the extras
-    from edge_runtime.errors import ModelLoadError
+    from edge_runtime.errors import ModelCardError, ModelLoadError
     from edge_runtime.install import pip_install
 
     _msg = (f"onnxruntime is not installed; install the CPU build with: {pip_install('cpu')} "
@@ -22,7 +22,7 @@ except ImportError:  # the base install leaves the choice between onnxruntime an
     raise ModelLoadError(_msg) from None
 
 from edge_runtime.card import ModelCard, card_from_metadata
-from edge_runtime.errors import ModelLoadError
+from edge_runtime.errors import ModelCardError, ModelLoadError
 
 log = logging.getLogger("edge_runtime")
 
@@ -49,12 +49,31 @@ def default_threads() -> int:
 
 
 # Names of the models shipped inside the package, usable wherever a model path is taken.
-BUNDLED = {"default": "default.onnx"}
+# default: the single-frame denoiser (stills); video: the recurrent denoiser (video files, cameras, streams).
+BUNDLED = {"default": "default.onnx", "video": "video.onnx"}
 
 
 def default_model_path(name: str = "default") -> Path:
-    """A model bundled inside the package (``default``: the fp32 denoiser)."""
+    """A model bundled inside the package (``default``: the fp32 single-frame denoiser; ``video``: the
+    recurrent one that carries a state from frame to frame)."""
     return Path(str(resources.files("edge_runtime") / "models" / BUNDLED[name]))
+
+
+def default_model_for(spec: str | int | Path | None) -> str:
+    """The bundled model an input gets without --model: ``video`` for a camera index, a stream URL or a
+    video file (a folder of videos too), ``default`` for images, folders of images and anything else."""
+    from edge_runtime.files import VIDEO_SUFFIXES, is_video
+    from edge_runtime.sources import STREAM_PREFIXES
+
+    if spec is None:
+        return "default"
+    if isinstance(spec, int) or str(spec).isdigit() or str(spec).lower().startswith(STREAM_PREFIXES):
+        return "video"
+    path = Path(spec)
+    if path.is_dir():
+        has_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.rglob("*") if p.is_file())
+        return "video" if has_video else "default"
+    return "video" if is_video(path) else "default"
 
 
 def sample_clip() -> Path:
@@ -130,11 +149,40 @@ class Model:
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        state = self.card.state
+        if state is not None:
+            inputs = [i.name for i in self.session.get_inputs()]
+            if state.input not in inputs or state.output not in self.output_names:
+                msg = f"{source}: the card's state ({state.input} -> {state.output}) is not in the graph"
+                raise ModelCardError(msg)
+            # the frame comes first and the image output first, as run() expects
+            self.input_name = self.card.input.name
+            self.output_names = [n for n in self.output_names if n != state.output] + [state.output]
         self._bound = threading.local()  # per-thread I/O binding and device input buffer
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Run the model's main input through it and return its first output."""
+        """Run the model's main input through it and return its first output (a recurrent model gets the
+        empty state: a still)."""
+        if self.card.state is not None:
+            return self.run_state(x, None)[0]
         return self.session.run(self.output_names[:1], {self.input_name: x})[0]
+
+    def empty_state(self, x: np.ndarray) -> np.ndarray:
+        """A recurrent model's state before the first frame of the (N, C, H, W) input ``x`` (zeros)."""
+        spec = self.card.state
+        if spec is None:
+            msg = f"{self.path}: not a recurrent model (its card has no state)"
+            raise ValueError(msg)
+        return np.zeros((x.shape[0], spec.channels, *x.shape[2:]), np.float32)
+
+    def run_state(self, x: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One step of a recurrent model: (image output, next state); ``state`` None is the empty state."""
+        spec = self.card.state
+        if state is None:
+            state = self.empty_state(x)
+        assert spec is not None  # empty_state checked
+        out, nxt = self.session.run([self.output_names[0], spec.output], {self.input_name: x, spec.input: state})
+        return out, nxt
 
     def run_bound(self, x: np.ndarray) -> np.ndarray:
         """Like ``run``, through onnxruntime I/O binding.

@@ -292,6 +292,9 @@ def run_pipeline(
     overrides the codec and quality (default: the input's codec family at
     ``edge_runtime.encoder.DEFAULT_CRF``), and ``overwrite=False`` refuses an existing output.
     Signal handlers are installed only when called from the main thread and ``handle_signals``.
+
+    A ``process`` with a ``reset()`` method (a ``Denoiser.stream()``, which carries a recurrent model's
+    state from frame to frame) is reset before the first frame and whenever a live source reconnects.
     """
     sink: ResultSink[Any] = (FrameSink(source, Path(output) if output is not None else None, audio, encoding, overwrite)
                              if output is None or isinstance(output, (str, Path)) else output)
@@ -311,7 +314,14 @@ def run_pipeline(
             if reader is not None:
                 reader.start()
             frames = iter(source) if reader is None else reader.frames()
+            reset: Callable[[], None] | None = getattr(process, "reset", None)
+            reconnects = getattr(source, "reconnects", 0)
+            if reset is not None:
+                reset()
             for frame in frames:
+                if reset is not None and getattr(source, "reconnects", 0) != reconnects:
+                    reconnects = getattr(source, "reconnects", 0)
+                    reset()  # the frames before the loss say nothing about the ones after it
                 t0 = time.perf_counter()
                 result = process(frame.image)
                 report.model_seconds += time.perf_counter() - t0

@@ -7,6 +7,9 @@ float32 in [0, 1] and the frame input is named ``input``:
 - NF families (undercomplete, sparse, ...): input (B, H*W*C) -> reconstruction (B, H*W*C), latent (B, Z);
 - NCHW families (convolutional, fixed H x W): input (B, C, H, W) -> reconstruction (B, C, H, W), latent (B, Z);
 - NTF families (lstm): input (B, T, H*W*C), any T -> reconstruction (B, T, H*W*C), latent (B, Z);
+- recurrent image families (video_denoiser): inputs input (B, C, H, W) and state (B, S, H, W) -> output
+  (B, C, H, W), state_out (B, S, H, W); the card's ``state`` names them; parity runs a closed loop of
+  ``PARITY_FRAMES`` frames, each step fed the state the previous step returned;
 - variational: one more input, latent (M, Z) (either batch may be 0) -> reconstruction (B, F) through the
   mean, mean (B, Z), logvar (B, Z), decoded (M, F).
 
@@ -29,17 +32,18 @@ import torch
 from torch import nn
 
 from edge_runtime import __version__
-from edge_runtime.card import AnomalySpec, InputSpec, ModelCard
+from edge_runtime.card import AnomalySpec, InputSpec, ModelCard, StateSpec
 from edge_runtime.files import check_writable, write_bytes_atomic
 from export.card_io import set_card
 from export.errors import ExportError
 from train.checkpoint import load_checkpoint
 from train.registry import family_spec
-from train.spec import FamilySpec
+from train.spec import STATE_INPUT, FamilySpec
 
 __all__ = ["OPSET", "ExportError", "build_card", "export_checkpoint", "export_model", "parity", "probes", "to_onnx"]
 
 OPSET = 17
+PARITY_FRAMES = 10  # closed-loop steps of a recurrent model's parity check
 Shape = tuple[int, ...]
 
 
@@ -63,6 +67,9 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
     size = payload.get("input") or {}
     channels = int(size.get("channels", cfg.get("channels", 3)))
     task = payload.get("task", "denoise")
+    state_out = [name for name, role in spec.outputs.items() if role == "state"]
+    state = (StateSpec(input=STATE_INPUT, output=state_out[0], channels=spec.state_channels_of(model))
+             if spec.state_channels else None)
     if spec.fixed_size and task != "anomaly":
         task = "reconstruct"
     return ModelCard(
@@ -82,6 +89,7 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
         precision=precision,
         noise=payload.get("noise"),
         anomaly=AnomalySpec(score=spec.score) if task == "anomaly" and spec.score is not None else None,
+        state=state,
         metrics=dict(payload.get("metrics", {})),
         provenance=provenance(payload),
     )
@@ -106,13 +114,15 @@ def _shapes(spec: FamilySpec, card: ModelCard) -> tuple[Shape, list[Shape]]:
 
 
 def _input_names(spec: FamilySpec) -> list[str]:
-    return ["input", *(e.name for e in spec.extra_inputs)]
+    return ["input", *(e.name for e in spec.extra_inputs), *([STATE_INPUT] if spec.state_channels else [])]
 
 
 def to_onnx(spec: FamilySpec, model: nn.Module, card: ModelCard) -> onnx.ModelProto:
     """Trace ``model`` into an ONNX graph with the spec's inputs, named outputs and dynamic axes."""
     example, _ = _shapes(spec, card)
     args = (torch.rand(example), *(torch.randn(3, int(getattr(model, e.width))) for e in spec.extra_inputs))
+    if spec.state_channels:
+        args = (*args, torch.rand(example[0], spec.state_channels_of(model), *example[2:]))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, LSTM batch warnings
@@ -135,6 +145,40 @@ def probes(spec: FamilySpec, card: ModelCard, model: nn.Module, seed: int = 0) -
         feeds.append({"input": np.zeros((0, *shapes[1][1:]), np.float32), **rows})
         feeds.append({"input": feeds[1]["input"], **{name: r[:0] for name, r in rows.items()}})
     return feeds
+
+
+def clip_probe(shape: Shape, frames: int = PARITY_FRAMES, seed: int = 0) -> np.ndarray:
+    """A smooth moving test clip (T, B, C, H, W) in [0, 1]: a random blurred scene panning one pixel a frame
+    with a little noise, so a recurrent model's state keeps (rather than cuts off) the past."""
+    rng = np.random.default_rng(seed)
+    b, c, h, w = shape
+    coarse = rng.random((b, c, h // 4 + 2, w // 4 + frames + 2), dtype=np.float32)
+    scene = np.repeat(np.repeat(coarse, 4, axis=2), 4, axis=3)
+    clip = [scene[:, :, :h, t : t + w] + rng.normal(0, 0.05, (b, c, h, w)).astype(np.float32)
+            for t in range(frames)]
+    return np.clip(np.stack(clip), 0, 1).astype(np.float32)
+
+
+def closed_loop_parity(model: nn.Module, proto: onnx.ModelProto, spec: FamilySpec, card: ModelCard) -> float:
+    """Largest absolute difference between torch and onnxruntime over ``PARITY_FRAMES`` frames of each probe
+    size, each side fed its own previous state (starting empty): differences that build up in the state count."""
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    _, shapes = _shapes(spec, card)
+    with torch.no_grad():
+        for seed, shape in enumerate(shapes):
+            clip = clip_probe(shape, seed=seed)
+            state = np.zeros((shape[0], spec.state_channels_of(model), *shape[2:]), np.float32)
+            t_state = torch.from_numpy(state)
+            for frame in clip:
+                t_out, t_state = model(torch.from_numpy(frame), t_state)
+                out, state = session.run(None, {"input": frame, STATE_INPUT: state})
+                if out.shape != tuple(t_out.shape) or state.shape != tuple(t_state.shape):
+                    msg = f"onnxruntime output shapes {out.shape}, {state.shape} differ from torch for {shape}"
+                    raise ExportError(msg)
+                worst = max(worst, float(np.abs(out - t_out.numpy()).max()),
+                            float(np.abs(state - t_state.numpy()).max()))
+    return worst
 
 
 def parity(model: nn.Module, proto: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> float:
@@ -170,7 +214,8 @@ def export_model(model: nn.Module, payload: dict[str, Any], out: str | Path, ato
     card = build_card(spec, model, payload)
     proto = to_onnx(spec, model, card)
     onnx.checker.check_model(proto, full_check=True)
-    diff = parity(model, proto, probes(spec, card, model))
+    diff = (closed_loop_parity(model, proto, spec, card) if spec.state_channels
+            else parity(model, proto, probes(spec, card, model)))
     if not diff <= atol:
         msg = f"{source}: onnxruntime differs from torch by {diff:.2e} (allowed {atol:.0e}); not written"
         raise ExportError(msg)

@@ -386,6 +386,9 @@ def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration:
     if card.precision != "fp32":
         msg = f"{fp32}: the source model must be fp32, not {card.precision}"
         raise PrecisionError(msg)
+    if card.state is not None:  # the gate and the uint8 frame wrapper feed the frame only
+        msg = f"{fp32}: a recurrent model ({card.family}) has no fp16/int8/--frame-io variants yet; use the fp32 file"
+        raise PrecisionError(msg)
 
     held = validation_frames(card, fp32)
     given = read_frames(calibration) if calibration is not None else []

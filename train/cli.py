@@ -58,8 +58,11 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--bottleneck", type=click.IntRange(min=1), help="Code size (hidden units for sparse).")
 @click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")
 @click.option("--width", type=click.IntRange(min=1), help="Frame width the fixed-size families resize to.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
+              help="Recurrent families (video_denoiser): start from these weights: a conv_denoiser ONNX file "
+                   "(e.g. the bundled default.onnx) or checkpoint, or a video_denoiser checkpoint to go on from.")
 def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
-                  **overrides: object) -> None:
+                  init_from: str | None, **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.
 
     \b
@@ -73,6 +76,7 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
     """
     from train.loop import train_denoiser
     from train.loop_ae import train_autoencoder
+    from train.loop_video import train_video
 
     out = Path(output)
     if not out.parent.exists():
@@ -86,12 +90,18 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
                 raise ConfigError(msg)
         if preset is None:
             fixed = overrides.get("family") is not None and family_spec(str(overrides["family"])).fixed_size
-            preset = "ae" if fixed else "default"
+            recurrent = overrides.get("family") is not None and family_spec(str(overrides["family"])).state_channels
+            preset = "ae" if fixed else "video" if recurrent else "default"
         if overrides.get("channels") is not None:
             overrides["channels"] = int(str(overrides["channels"]))
         cfg = build_config(preset, config_file, **overrides)
         spec = family_spec(cfg.family)
         check_options(spec, overrides)
+        if spec.state_channels:
+            train_video(cfg, list(data), out, log=click.echo, init_from=init_from)
+            return
+        if init_from is not None:
+            raise ConfigError(f"--init-from applies to recurrent families (video_denoiser), not {spec.name!r}")
         train = train_autoencoder if spec.fixed_size else train_denoiser
         train(cfg, list(data), out, log=click.echo)
     except TrainError as e:

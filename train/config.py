@@ -66,6 +66,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "val_share": 0.1,
         "val_every_s": 30.0,
     },
+    # The bundled video model (edge_runtime/models/video.onnx): video_denoiser warm-started from default.onnx
+    # (--init-from), 8-frame clips of 96x96 (360 steps made the bundled one).
+    "video": {
+        "family": "video_denoiser",
+        "model": {"widths": [32, 64, 128], "blocks": [0, 1, 2, 1, 0]},
+        "patch": 96,
+        "batch": 8,
+        "seq_len": 8,
+        "lr": 2e-4,
+        "lr_min": 4e-6,
+        "epochs": 1,
+        "steps_per_epoch": 360,
+        "val_every_s": 600.0,
+    },
     # A few seconds of training: for tests and trying the tool chain.
     "tiny": {
         "family": "conv_denoiser",

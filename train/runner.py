@@ -74,7 +74,7 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
             break
         lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # a group may learn faster (new weights)
         loss, parts = step()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,7 +14,7 @@ from torch import nn
 from train.objectives import Objective
 
 LAYOUTS = ("image", "NF", "NCHW", "NTF")
-ROLES = ("image", "reconstruction", "latent", "mean", "logvar", "decoded")  # as edge_runtime.card names them
+ROLES = ("image", "reconstruction", "latent", "mean", "logvar", "decoded", "state")  # as edge_runtime.card names them
 # Dynamic axes of the frame input by layout: an image model runs at any size, the others at the trained size.
 INPUT_AXES: dict[str, dict[int, str]] = {
     "image": {0: "batch", 2: "height", 3: "width"},
@@ -25,6 +25,7 @@ INPUT_AXES: dict[str, dict[int, str]] = {
 # most families' graph outputs (read-only: every spec that names it shares it)
 AUTOENCODER_OUTPUTS: Mapping[str, str] = MappingProxyType({"reconstruction": "reconstruction", "latent": "latent"})
 # `edge-ae train` options that only some families take (the rest apply to every family).
+STATE_INPUT = "state"  # the graph input of a recurrent family's state
 FAMILY_OPTIONS = ("patch", "height", "width", "seq_len", "bottleneck")
 
 
@@ -63,6 +64,14 @@ class FamilySpec:
     code_argument: str | None = "bottleneck"  # the keyword --bottleneck sets; None: no free code size
     extra_inputs: tuple[ExtraInput, ...] = ()
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # overrides of ``axes()``
+    # Recurrent image families: channels of the state (of a colour model; a network's ``state_channels``
+    # attribute, when it has one, gives its own), a graph input named ``state`` shaped like the frame batch
+    # (B, state_channels, H, W), returned updated as the output of role "state"; zeros when empty.
+    state_channels: int = 0
+
+    def state_channels_of(self, model: nn.Module) -> int:
+        """The state channels of this family's network ``model`` (0: not recurrent)."""
+        return int(getattr(model, "state_channels", self.state_channels)) if self.state_channels else 0
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -71,6 +80,10 @@ class FamilySpec:
         bad = sorted(set(self.outputs.values()) - set(ROLES))
         if not self.outputs or bad:
             msg = f"family {self.name!r}: output roles {bad or 'missing'}; roles are {', '.join(ROLES)}"
+            raise ValueError(msg)
+        if (self.state_channels > 0) != ("state" in self.outputs.values()) or (
+                self.state_channels and self.layout != "image"):
+            msg = f"family {self.name!r}: a state needs an image layout, state_channels and one output of role state"
             raise ValueError(msg)
         if self.fixed_size and self.objective is None:
             msg = f"family {self.name!r}: a {self.layout} family needs an objective"
@@ -90,7 +103,7 @@ class FamilySpec:
     def options(self) -> frozenset[str]:
         """The family-specific `edge-ae train` options (FAMILY_OPTIONS) that apply to this family."""
         opts = {"height", "width"} if self.fixed_size else {"patch"}
-        if self.layout == "NTF":
+        if self.layout == "NTF" or self.state_channels:
             opts.add("seq_len")
         if self.code_argument is not None:
             opts.add("bottleneck")
@@ -102,8 +115,10 @@ class FamilySpec:
         frame = INPUT_AXES[self.layout]
         axes: dict[str, dict[int, str]] = {"input": dict(frame)}
         axes.update({e.name: {0: e.rows} for e in self.extra_inputs})
+        if self.state_channels:
+            axes[STATE_INPUT] = dict(frame)
         for name, role in self.outputs.items():
-            axes[name] = dict(frame) if role in ("image", "reconstruction") else {0: "batch"}
+            axes[name] = dict(frame) if role in ("image", "reconstruction", "state") else {0: "batch"}
         axes.update({name: dict(a) for name, a in self.dynamic_axes.items()})
         return axes
 

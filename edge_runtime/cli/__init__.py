@@ -100,11 +100,22 @@ def main() -> None:
 @cli.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
+@click.option("--for", "for_input", metavar="INPUT",
+              help="Show the bundled model that 'edge-ae denoise INPUT' uses without --model (a video, an image, "
+                   "a folder, a URL or a camera index).")
 @user_errors
-def info(model: str | None, as_json: bool) -> None:
-    """Print a model's card (default: the bundled model)."""
-    from edge_runtime.model import Model
+def info(model: str | None, as_json: bool, for_input: str | None) -> None:
+    """Print a model's card (default: the bundled single-frame model; with --for, the model an input gets).
 
+    Without --model, 'edge-ae denoise' runs video files, cameras and streams through the bundled
+    recurrent model (video.onnx) and images and folders of images through default.onnx.
+    """
+    from edge_runtime.model import Model, default_model_for
+
+    if model is not None and for_input is not None:
+        raise click.UsageError("give a MODEL or --for INPUT, not both")
+    if for_input is not None:
+        model = default_model_for(for_input)
     m = Model(model, device="cpu")
     card = m.card.to_dict()
     if as_json:
@@ -126,6 +137,12 @@ def info(model: str | None, as_json: bool) -> None:
         lines.append(f"noise       {json.dumps(card['noise'], sort_keys=True)}")
     if card.get("anomaly"):
         lines.append(f"anomaly     {json.dumps(card['anomaly'], sort_keys=True)}")
+    if card.get("state"):
+        st = card["state"]
+        lines.append(f"state       recurrent: input {st['input']} -> output {st['output']}, {st['channels']} channels "
+                     f"at 1/{st['scale']} of the frame size, empty: {st['empty']}")
+    if for_input is not None:
+        lines.insert(0, f"used for    {for_input} -> bundled model {m.path.name} (without --model)")
     for k, v in sorted(card.get("metrics", {}).items()):
         lines.append(f"metric      {k} = {v}")
     prov = card.get("provenance", {})

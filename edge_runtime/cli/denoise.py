@@ -89,7 +89,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     from edge_runtime.batch import is_video_folder
     from edge_runtime.denoiser import Denoiser
     from edge_runtime.media import Encoding
-    from edge_runtime.model import sample_clip
+    from edge_runtime.model import default_model_for, sample_clip
     from edge_runtime.outputs import default_output
     from edge_runtime.pipeline import run_pipeline
     from edge_runtime.sinks import WindowSink
@@ -107,7 +107,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
-        den = Denoiser(model, device=device, threads=threads, tile=tile)
+        den = Denoiser(model or "video", device=device, threads=threads, tile=tile)
         _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, den)
         return
     spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
@@ -123,7 +123,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         click.echo(f"{output}: already exists; skipped (--skip-existing)", err=True)
         return
 
-    den = Denoiser(model, device=device, threads=threads, tile=tile)
+    den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile)
 
     def on_event(message: str) -> None:
         click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
@@ -131,7 +131,10 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     source = open_source(spec, reconnect=reconnect, give_up=give_up or None, on_event=on_event)
     try:
         bar: Progress[RunReport] = Progress(source, f"{_describe(den)}; input {source.description}")
-        report = run_pipeline(source, den.denoise, output, WindowSink() if show else None, max_frames, bar.update,
+        # video files and live sources: one stream (a recurrent model's state goes from frame to frame);
+        # images and folders of images: each frame on its own
+        process = den.denoise if source.kind in ("image", "images") else den.stream()
+        report = run_pipeline(source, process, output, WindowSink() if show else None, max_frames, bar.update,
                               audio=audio, encoding=encoding, overwrite=overwrite)
         bar.done()
     finally:
@@ -196,7 +199,7 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
         for note in r.notes:
             click.echo(f"  {note}", err=True)
 
-    results = run_batch(items, den.denoise, start, done, audio=audio, max_frames=max_frames, encoding=encoding,
+    results = run_batch(items, den.stream(), start, done, audio=audio, max_frames=max_frames, encoding=encoding,
                         overwrite=overwrite)
     click.echo(summarise(results), err=True)
     stopped = next((r.report for r in results if r.report is not None and r.report.interrupted), None)

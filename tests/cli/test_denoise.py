@@ -169,3 +169,21 @@ def test_every_command_has_help() -> None:
         assert sub.exit_code == 0, name
         assert len(sub.output.strip().splitlines()) > 3, name
     assert "edge-ae, version" in runner.invoke(cli, ["--version"]).output
+
+
+def test_videos_get_the_recurrent_model_and_stills_the_single_frame_one(tmp_path: Path) -> None:
+    """Without --model a video runs through video.onnx as one stream, an image through default.onnx."""
+    frame = read_frames(CLEAN_CLIP, 1)[0][:96, :128]
+    cv2.imwrite(str(tmp_path / "still.png"), frame)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["denoise", str(tmp_path / "still.png"), "-o", str(tmp_path / "out.png")])
+    assert r.exit_code == 0, r.output
+    assert "model default.onnx (conv_denoiser" in r.output
+    r = runner.invoke(cli, ["denoise", str(CLEAN_CLIP), "-o", str(tmp_path / "out.mp4"), "--max-frames", "3",
+                            "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "model video.onnx (video_denoiser" in r.output and "done: 3 frames" in r.output
+    r = runner.invoke(cli, ["info", "--for", str(CLEAN_CLIP)])
+    assert r.exit_code == 0 and "bundled model video.onnx" in r.output and "state       recurrent" in r.output
+    r = runner.invoke(cli, ["info", "--for", str(tmp_path / "still.png")])
+    assert r.exit_code == 0 and "bundled model default.onnx" in r.output and "state" not in r.output

@@ -95,3 +95,32 @@ def test_non_onnx_file_is_refused(tmp_path: Path) -> None:
     p.write_text("hello")
     with pytest.raises(ModelLoadError, match="x.onnx: not a loadable ONNX model"):
         Model(p, device="cpu")
+
+
+def test_a_recurrent_model_card_documents_its_state() -> None:
+    from edge_runtime.card import StateSpec
+
+    card = _card(family="video_denoiser", outputs={"output": "image", "state_out": "state"}, state=StateSpec())
+    back = ModelCard.from_json(card.to_json())
+    assert back == card and back.state == StateSpec("state", "state_out", 4, 1, "zeros")
+    assert "state" not in json.loads(_card().to_json())  # a card without state reads as before
+    for bad, why in [({"empty": "noise"}, "state.empty"), ({"output": "output"}, "state.output"),
+                     ({"scale": 2}, "state.scale"), ({"channels": 0}, "state.channels"), ({"input": "input"},
+                                                                                            "state.input")]:
+        raw = json.loads(card.to_json())
+        raw["state"].update(bad)
+        with pytest.raises(ModelCardError, match=why):
+            ModelCard.from_json(json.dumps(raw))
+    raw = json.loads(card.to_json())
+    raw["state"]["age"] = 3
+    with pytest.raises(ModelCardError, match=r"card\.state\.age"):
+        ModelCard.from_json(json.dumps(raw))
+
+
+def test_a_card_state_missing_from_the_graph_is_refused(tmp_path: Path) -> None:
+    from edge_runtime.card import StateSpec
+
+    card = _card(family="video_denoiser", outputs={"output": "image", "state_out": "state"}, state=StateSpec())
+    path = _identity_onnx(tmp_path / "m.onnx", card.to_json())
+    with pytest.raises(ModelCardError, match="state"):
+        Model(path, device="cpu")

@@ -159,3 +159,20 @@ def test_slow_model_on_fast_stream_keeps_latency_bounded(tiny_onnx: Path) -> Non
     # rule keeps it near one model run plus a frame interval, however long the run.
     assert report.max_latency_ms < 1000 * (2 * max(runs) + 0.5), (latencies, runs)
     assert max(latencies[6:]) < 1000 * (2 * max(runs) + 0.5), "latency does not grow over the run"
+
+
+def test_a_live_stream_runs_through_the_recurrent_model_by_default(tmp_path: Path) -> None:
+    """Without --model an MJPEG stream gets the bundled video.onnx, run as one stream of frames."""
+    port = free_port()
+    server = start_server(port)
+    out = tmp_path / "live.mp4"
+    try:
+        r = subprocess.run([sys.executable, "-m", "edge_runtime", "denoise", f"http://127.0.0.1:{port}/",
+                            "-o", str(out), "--threads", "1", "--max-frames", "5"],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    assert r.returncode == 0, r.stderr
+    assert "model video.onnx (video_denoiser" in r.stderr
+    assert count_frames(out) == 5

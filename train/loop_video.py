@@ -1,0 +1,167 @@
+"""The training loop for recurrent video denoisers (video_denoiser): noisy clips, truncated backpropagation
+through time, warm-started from a single-frame conv_denoiser.
+
+Each step takes ``batch`` clips of ``seq_len`` frames (``patch`` x ``patch``): real video clips (30 %) and
+clips rendered from photos with synthetic motion and cuts (train.sequences). Half of the steps first run
+``BURN`` frames without gradient, so the state is trained in the regime of later frames too; the loss is
+L1 over the unrolled frames. The weights the single-frame model lacks (state inputs, gate, auxiliary map)
+learn at ``NEW_LR_SCALE`` times the rate of the pretrained ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from train.config import TrainConfig
+from train.data import is_validation
+from train.errors import ConfigError
+from train.loop import VAL_SIGMA, psnr
+from train.noise import add_gaussian, quantize
+from train.objectives import Parts
+from train.registry import family_spec
+from train.runner import checkpoint_meta, run_training, seed_torch
+from train.sequences import RealClips, SyntheticClips, add_sequence_noise, load_sources
+
+BURN = 4  # frames run without gradient before the unrolled ones, on half of the steps
+REAL_SHARE = 0.3  # share of real video clips in a batch (when there are both)
+NEW_LR_SCALE = 15.0  # rate of the new (state, gate) weights relative to the pretrained ones
+VAL_CLIPS, VAL_FRAMES = 8, 10
+
+
+def warm_start(model: torch.nn.Module, source: str | Path) -> str:
+    """Load weights into a video_denoiser ``model`` from ``source``: an exported conv_denoiser ONNX file
+    (e.g. the bundled default.onnx), a conv_denoiser checkpoint (its weights; the new ones stay as built)
+    or a video_denoiser checkpoint (all weights). Returns what was loaded, for the log."""
+    source = Path(source)
+    sd = model.state_dict()
+    if source.suffix.lower() == ".onnx":
+        import onnx  # train-only dependency
+        from onnx import numpy_helper
+
+        proto = onnx.load(str(source))
+        weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+        family = "onnx"
+    else:
+        from train.checkpoint import load_checkpoint
+
+        loaded, payload = load_checkpoint(source)
+        weights = loaded.state_dict()
+        family = str(payload["config"]["family"])
+    matched = {k: v for k, v in weights.items() if k in sd and sd[k].shape == v.shape}
+    missing = sorted(k for k in sd if k not in matched and not k.startswith(("head_state", "tail_ctrl")))
+    if missing:
+        msg = f"{source}: its weights do not fit this network (missing or differently shaped: {', '.join(missing[:5])})"
+        raise ConfigError(msg)
+    sd.update(matched)
+    model.load_state_dict(sd)
+    return f"{len(matched)} of {len(sd)} tensors from {source} ({family})"
+
+
+def _optimizer(model: torch.nn.Module) -> Callable[..., torch.optim.Optimizer]:
+    new = list(getattr(model, "new_parameters", list)())
+    new_ids = {id(p) for p in new}
+
+    def make(params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        old = [p for p in model.parameters() if id(p) not in new_ids]
+        groups = [{"params": old}, {"params": new, "lr_scale": NEW_LR_SCALE}] if new else [{"params": old}]
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+
+    return make
+
+
+def train_video(cfg: TrainConfig, data: list[str], out: str | Path, log: Callable[[str], None] = print,
+                init_from: str | Path | None = None) -> dict[str, Any]:
+    """Train a recurrent video denoiser on the photos and videos under ``data``; write a checkpoint to ``out``."""
+    spec = family_spec(cfg.family)
+    if not spec.state_channels:
+        msg = f"train_video trains recurrent families; {cfg.family!r} has no state (train_denoiser)"
+        raise ConfigError(msg)
+    seed_torch(cfg)
+    photos, clips = load_sources(data, cfg.patch)
+    val_names = sorted(n for n in [*photos, *clips] if is_validation(n, cfg.val_share))
+    if len(val_names) == len(photos) + len(clips):
+        val_names = []  # too little data to hold any out
+    train_photos = [img for n, img in photos.items() if n not in val_names]
+    train_clips = [c for n, c in clips.items() if n not in val_names and len(c) >= cfg.seq_len + BURN]
+    log(f"data: {len(train_photos)} photos and {len(train_clips)} clips for training, "
+        f"{len(val_names)} held out for validation")
+    rng = np.random.default_rng(cfg.seed)
+    syn = SyntheticClips(train_photos, rng) if train_photos else None
+    real = RealClips(train_clips, rng) if train_clips else None
+
+    model_args = {**spec.arguments(cfg.channels, None, None), **cfg.model}
+    cfg = dataclasses.replace(cfg, model=model_args)
+    model = spec.build(**model_args)
+    if init_from is not None:
+        log(f"warm start: {warm_start(model, init_from)}")
+    model.train()
+    val = _validation_clips(photos, clips, val_names, cfg.patch)
+    meta = checkpoint_meta(cfg, noise=cfg.noise.as_card(),
+                           data={"sources": [str(d) for d in data], "train_photos": len(train_photos),
+                                 "train_clips": len(train_clips), "validation": val_names,
+                                 "init_from": str(init_from) if init_from is not None else None})
+    frames = cfg.seq_len
+
+    def batch() -> torch.Tensor:
+        n_real = int(rng.binomial(cfg.batch, REAL_SHARE)) if syn and real else (cfg.batch if real else 0)
+        t_len = frames + (BURN if rng.random() < 0.5 else 0)
+        made = [real.clip(t_len, cfg.patch) for _ in range(n_real)] if real else []
+        made += [syn.clip(t_len, cfg.patch) for _ in range(cfg.batch - n_real)] if syn else []
+        return torch.stack(made)
+
+    def step() -> tuple[torch.Tensor, Parts]:
+        noisy, clean = add_sequence_noise(batch(), rng, cfg.noise)
+        burn = noisy.shape[1] - frames
+        state = model.empty_state(noisy[:, 0])
+        with torch.no_grad():
+            for t in range(burn):
+                _, state = model(noisy[:, t], state)
+        loss = torch.zeros(())
+        for t in range(burn, noisy.shape[1]):
+            y, state = model(noisy[:, t], state)
+            loss = loss + (y - clean[:, t]).abs().mean()
+        return loss / frames, {}
+
+    def validate() -> dict[str, Any]:
+        if val is None:
+            return {}
+        noisy, clean = val
+        model.eval()
+        with torch.no_grad():
+            y, _ = model.run_sequence(noisy)
+        model.train()
+        per = [psnr(y[:, t], clean[:, t]) for t in range(y.shape[1])]
+        log(f"  validation σ={VAL_SIGMA:g} per frame: {' '.join(f'{p:.2f}' for p in per)} dB")
+        return {"val_sigma": VAL_SIGMA, "val_psnr_first": round(per[0], 3), "val_psnr_last": round(per[-1], 3),
+                "val_psnr": round(float(np.mean(per)), 3)}
+
+    return run_training(cfg, model, _optimizer(model), step, validate, out, meta, log)
+
+
+def _validation_clips(photos: dict[str, np.ndarray], clips: dict[str, list[np.ndarray]], names: list[str],
+                      patch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Fixed noisy/clean validation clips (AWGN σ=25) from the held-out photos and videos, or None."""
+    if not names:
+        return None
+    rng = np.random.default_rng(1234)
+    held_photos = [photos[n] for n in names if n in photos]
+    held_clips = [clips[n] for n in names if n in clips and len(clips[n]) >= VAL_FRAMES]
+    made = []
+    for i in range(VAL_CLIPS):
+        if held_clips and (i % 2 or not held_photos):
+            made.append(RealClips(held_clips, rng).clip(VAL_FRAMES, patch))
+        elif held_photos:
+            made.append(SyntheticClips(held_photos, rng).clip(VAL_FRAMES, patch))
+    if not made:
+        return None
+    clean = torch.stack(made)
+    g = torch.Generator().manual_seed(5)
+    flat = clean.flatten(0, 1)
+    noisy = quantize(add_gaussian(flat, torch.full((len(flat),), VAL_SIGMA), g)).view_as(clean)
+    return noisy, clean
