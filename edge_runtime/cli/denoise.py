@@ -103,6 +103,9 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
     if overwrite and skip_existing:
         raise click.UsageError("give -y (replace existing outputs) or --skip-existing (keep them), not both")
+    if ray_address is not None and Path(ray_address).exists():
+        raise click.UsageError(f"--ray took {ray_address!r} as the Ray address; put --ray after the inputs or write "
+                               "--ray=ADDRESS")
     encoding = Encoding(codec, crf)
     input = inputs[0] if len(inputs) == 1 else None
     given = sum(x is not None and x is not False for x in (inputs or None, camera, sample or None))
@@ -110,9 +113,6 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         raise click.UsageError("give exactly one of INPUT (or several videos), --camera N or --sample")
     if show and not _has_display():
         raise click.ClickException("--show needs a screen, and this machine has none (DISPLAY is not set)")
-    if ray_address is not None and Path(ray_address).exists():
-        raise click.UsageError(f"--ray took {ray_address!r} as the Ray address; put --ray after the inputs or write "
-                               "--ray=ADDRESS")
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
