@@ -79,6 +79,9 @@ def ray_head() -> Iterator[str]:
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
+    # Loopback only, for the tests' own processes: no token (the drivers these tests start inherit the setting).
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
                                                                      os.environ.get("PYTHONPATH")])))
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
@@ -96,12 +99,14 @@ def ray_head() -> Iterator[str]:
             time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        # `ray start --block` stops the processes it started when it is terminated; the group kill is the backstop.
+        # `ray start --block` stops what it started when terminated, but slowly; every Ray process of this head is
+        # in its process group, so the group kill ends the rest (workers included).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(30)
+            head.wait(3)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         head.wait(10)
         shutil.rmtree(temp, ignore_errors=True)
+        mp.undo()
