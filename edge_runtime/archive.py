@@ -45,6 +45,7 @@ class ItemResult:
     error: str | None = None
     attempts: int = 1
     worker: str = ""  # host:pid that ran it
+    finished: float = 0.0  # Unix time
     notes: list[str] = field(default_factory=list)
     signal: str | None = None
 
@@ -114,6 +115,7 @@ def denoise_item(item: BatchItem, process: Callable[[np.ndarray], np.ndarray], *
     except OSError as e:
         result.error = f"{item.output}: {e.strerror or e}"
     result.seconds = round(time.perf_counter() - t0, 3)
+    result.finished = round(time.time(), 3)
     return result
 
 

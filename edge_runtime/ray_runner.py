@@ -23,7 +23,6 @@ from edge_runtime.errors import EdgeAEError
 from edge_runtime.files import remove_stale_partials
 from edge_runtime.media import Encoding
 
-INSTALL_HINT = "Ray is not installed; install it with: pip install '.[ray]' (or pip install 'edge-ae[ray]')"
 
 
 class RayError(EdgeAEError):
@@ -34,7 +33,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RayError(INSTALL_HINT) from None
+        from edge_runtime.install import pip_install
+
+        msg = f"Ray is not installed; add the [ray] extra: {pip_install('ray')} (in a clone: pip install '.[ray]')"
+        raise RayError(msg) from None
     return ray
 
 
