@@ -24,7 +24,6 @@ from edge_runtime.files import remove_stale_partials
 from edge_runtime.media import Encoding
 
 
-
 class RayError(EdgeAEError):
     """Ray is missing, the cluster cannot be reached, or the workers cannot start."""
 
