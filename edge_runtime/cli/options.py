@@ -184,9 +184,9 @@ def archive_options(fn: F) -> F:
                       help="With --ray: workers to start, each holding one model and using --threads cores "
                            "[default: the cluster's CPUs / --threads].")(fn)
     fn = click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-                      help="Run the videos as Ray tasks: on a new local Ray (--ray alone; put it after the inputs), "
-                           "the one on this machine (--ray=auto) or a cluster (--ray=HOST:6379). Needs the [ray] "
-                           "extra; the videos must be at the same paths on every node.")(fn)
+                      help="Run the videos on Ray workers: --ray alone (after the inputs) joins the Ray running on "
+                           "this machine or starts one; --ray=HOST:6379 joins a cluster. Needs the [ray] extra; the "
+                           "videos and -o folder must be at the same paths on every node.")(fn)
     fn = click.option("--shard", metavar="K/N",
                       help="Do only shard K of N of the videos (a stable split of the sorted list: run N of these, "
                            "e.g. as a Slurm array, for the whole batch).")(fn)
