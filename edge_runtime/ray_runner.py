@@ -96,15 +96,18 @@ def run_on_ray(items: Sequence[BatchItem], model: Path, spec: WorkerSpec, addres
                on_done: Callable[[ItemResult], None] | None = None) -> tuple[list[ItemResult], bool]:
     """Denoise ``items`` on Ray workers; (the results in the order they finished, whether Ctrl-C stopped it).
 
-    ``workers``: actors to start (default: the cluster's CPUs / ``spec.threads``), each reserving
+    ``workers``: actors to start (at most, and by default, the cluster's CPUs / ``spec.threads``), each reserving
     ``spec.threads`` CPUs and, where the cluster has GPUs and ``spec.device`` is not cpu, an equal share of them.
     ``on_done`` hears of each item as it finishes (write the manifest there).
     """
     ray = connect(address)
     total = ray.cluster_resources()
     cpus = int(total.get("CPU", 1))
-    n = workers or max(1, cpus // spec.threads)
-    n = max(1, min(n, len(items)))
+    if spec.threads > cpus:
+        msg = f"--threads {spec.threads}: the Ray cluster has {cpus} CPUs; give at most {cpus} threads per worker"
+        raise RayError(msg)
+    fits = max(1, cpus // spec.threads)  # more actors than that would wait for CPUs that never come free
+    n = max(1, min(workers or fits, fits, len(items)))
     gpus = float(total.get("GPU", 0)) if spec.device != "cpu" else 0.0
     per_gpu = min(1.0, gpus / n) if gpus else 0.0
     actor_cls = ray.remote(num_cpus=spec.threads, num_gpus=per_gpu)(DenoiseWorker)

@@ -170,7 +170,7 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
                    threads: int | None, tile: int, manifest_path: str | None, shard_spec: str | None,
                    ray_address: str | None, workers: int | None) -> None:
     """Denoise many videos into one folder, here or on Ray; report each, then a summary; exit 1 if any failed."""
-    from edge_runtime.archive import Manifest, parse_shard, shard, skipped, summarise_items
+    from edge_runtime.archive import Manifest, parse_shard, read_manifest, shard, skipped, summarise_items
     from edge_runtime.batch import plan_batch
     from edge_runtime.outputs import default_output
 
@@ -189,6 +189,16 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
         items = shard(items, k, n)
         click.echo(f"shard {k}/{n}: {len(items)} videos", err=True)
     there = [i for i in items if i.output.exists()]
+    if skip_existing and manifest_path and Path(manifest_path).is_file():
+        # A video that a signal stopped is kept (playable) but is not finished: its manifest line says so.
+        last = {r.output: r.status for r in read_manifest(manifest_path)}
+        redo = [i for i in there if last.get(str(i.output)) == "interrupted"]
+        if redo:
+            click.echo(f"{len(redo)} videos were interrupted in an earlier run ({manifest_path}); redoing them",
+                       err=True)
+            for i in redo:
+                i.output.unlink()
+            there = [i for i in there if i not in redo]
     if there and not (overwrite or skip_existing):
         shown = ", ".join(str(i.output) for i in there[:3]) + (", ..." if len(there) > 3 else "")
         raise click.ClickException(f"{output}: {len(there)} of the {len(items)} outputs already exist ({shown}); "

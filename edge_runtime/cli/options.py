@@ -182,7 +182,7 @@ def archive_options(fn: F) -> F:
     """``--manifest FILE``, ``--shard K/N``, ``--ray [ADDRESS]`` and ``--workers N`` for a batch of videos."""
     fn = click.option("--workers", type=click.IntRange(min=1), metavar="N",
                       help="With --ray: workers to start, each holding one model and using --threads cores "
-                           "[default: the cluster's CPUs / --threads].")(fn)
+                           "[default, and at most: the cluster's CPUs / --threads].")(fn)
     fn = click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
                       help="Run the videos on Ray workers: --ray alone (after the inputs) joins the Ray running on "
                            "this machine or starts one; --ray=HOST:6379 joins a cluster. Needs the [ray] extra; the "

@@ -130,3 +130,26 @@ def test_without_ray_installed_the_message_names_the_extra(archive: Path, tmp_pa
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "pip install '.[ray]'" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_a_video_stopped_by_ctrl_c_is_redone_on_resume(archive: Path, tmp_path: Path, tiny_onnx: Path) -> None:
+    out, manifest = tmp_path / "out", tmp_path / "results.jsonl"
+    run = [str(archive), "-o", str(out), "-m", str(tiny_onnx), "--threads", "1", "--manifest", str(manifest)]
+    proc = subprocess.Popen(edge_ae(*run), stderr=subprocess.DEVNULL)
+    try:
+        wait_for_lines(manifest, 1, proc)
+        deadline = time.monotonic() + 60
+        while not [p for p in out.rglob(".*partial*")] and time.monotonic() < deadline:  # the next video started
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    stopped = [Path(r.output) for r in read_manifest(manifest) if r.status == "interrupted"]
+    assert len(stopped) == 1 and stopped[0].exists()  # kept, playable, but not finished
+    r = subprocess.run(edge_ae(*run, "--skip-existing"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "1 videos were interrupted in an earlier run" in r.stderr, r.stderr
+    assert {Path(x.output): x.status for x in read_manifest(manifest)}[stopped[0]] == "done"
+    check_outputs_complete(archive, out, GOOD)
