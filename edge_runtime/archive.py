@@ -185,17 +185,20 @@ def shard(items: Sequence[BatchItem], k: int, n: int) -> list[BatchItem]:
     return [item for i, item in enumerate(items) if i % n == k - 1]
 
 
-def run_items(items: Sequence[BatchItem], process: Callable[[np.ndarray], np.ndarray],
+def run_items(items: Sequence[BatchItem], new_process: Callable[[], Callable[[np.ndarray], np.ndarray]],
               on_start: Callable[[int, BatchItem, Source], Callable[[RunReport], None] | None] | None = None,
               on_done: Callable[[int, ItemResult], None] | None = None, manifest: Manifest | None = None,
               **options: Any) -> list[ItemResult]:
     """Denoise the items one after another in this process; a failure is recorded and the next item runs; a
-    signal ends the item in flight (kept, playable) and the rest are not started. ``options``: of
-    ``denoise_item``."""
+    signal ends the item in flight (kept, playable) and the rest are not started.
+
+    ``new_process()`` gives the frame function of one video (called per video, so a model with state across
+    frames starts each video afresh). ``options``: of ``denoise_item``.
+    """
     results: list[ItemResult] = []
     for i, item in enumerate(items):
         start = (lambda source, i=i, item=item: on_start(i, item, source)) if on_start is not None else None
-        result = denoise_item(item, process, on_start=start, **options)
+        result = denoise_item(item, new_process(), on_start=start, **options)
         results.append(result)
         if manifest is not None:
             manifest.write(result)

@@ -71,7 +71,8 @@ class DenoiseWorker:
 
     def run(self, source: str, output: str, attempt: int) -> dict[str, Any]:
         s = self.spec
-        result = denoise_item(BatchItem(Path(source), Path(output)), self.denoiser.denoise, audio=s.audio,
+        process = self.denoiser.denoise  # one video's frame function (a model with state: a fresh stream here)
+        result = denoise_item(BatchItem(Path(source), Path(output)), process, audio=s.audio,
                               max_frames=s.max_frames, encoding=s.encoding, overwrite=s.overwrite,
                               threads=s.threads, handle_signals=False)
         result.attempts = attempt

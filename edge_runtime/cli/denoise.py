@@ -268,8 +268,8 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
             bars[-1].done()
         _report(f"[{i + 1}/{total}] {result.source}", result)
 
-    ran = run_items(items, den.denoise, start, done, manifest, audio=audio, max_frames=max_frames, encoding=encoding,
-                    overwrite=overwrite, threads=threads)
+    ran = run_items(items, lambda: den.denoise, start, done, manifest, audio=audio, max_frames=max_frames,
+                    encoding=encoding, overwrite=overwrite, threads=threads)
     results.extend(ran)
     return next((r.signal for r in ran if r.signal is not None), None)
 
