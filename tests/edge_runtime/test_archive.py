@@ -8,9 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edge_runtime.archive import denoise_item, parse_shard, read_manifest, shard
@@ -153,3 +156,42 @@ def test_a_video_stopped_by_ctrl_c_is_redone_on_resume(archive: Path, tmp_path: 
     assert r.returncode == 1 and "1 videos were interrupted in an earlier run" in r.stderr, r.stderr
     assert {Path(x.output): x.status for x in read_manifest(manifest)}[stopped[0]] == "done"
     check_outputs_complete(archive, out, GOOD)
+
+
+def _peak_threads(run: Callable[[], object]) -> int:
+    """The most OS threads this process had while ``run`` ran."""
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            status = Path("/proc/self/status").read_text()
+            peak[0] = max(peak[0], int(next(ln for ln in status.splitlines() if ln.startswith("Threads:")).split()[1]))
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        run()
+    finally:
+        done.set()
+        t.join()
+    return peak[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="counts threads through /proc (Linux)")
+def test_threads_option_caps_decoder_model_and_encoder_threads(archive: Path, tmp_path: Path,
+                                                               tiny_onnx: Path) -> None:
+    from edge_runtime.archive import open_item
+
+    src = open_item(archive / "2024/cam1/a.mkv", threads=1)
+    try:
+        assert src._cap is not None and src._cap.get(cv2.CAP_PROP_N_THREADS) == 1  # type: ignore[attr-defined]
+    finally:
+        src.close()
+    item = archive / "2024/cam1/a.mkv"
+    pinned = Denoiser(tiny_onnx, device="cpu", threads=1)
+    free = Denoiser(tiny_onnx, device="cpu", threads=4)
+    one = _peak_threads(lambda: denoise_item(BatchItem(item, tmp_path / "1.mp4"), pinned.denoise, threads=1,
+                                             max_frames=20))
+    many = _peak_threads(lambda: denoise_item(BatchItem(item, tmp_path / "n.mp4"), free.denoise, max_frames=20))
+    assert one < many, (one, many)
