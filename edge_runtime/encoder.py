@@ -138,6 +138,8 @@ class AVWriter:
             options["bf"] = "0"  # no reordering: the muxer then takes each frame's time from its own timestamp
         stream = cast("VideoStream", self.out.add_stream(encoder, rate=rate, options=options))
         cc = stream.codec_context
+        if encoding.threads:
+            cc.thread_count = encoding.threads
         self.rotation = like.rotation if like is not None and like.rotation in (90, 180, 270) else 0
         if self.rotation in (90, 270):
             w, h = h, w

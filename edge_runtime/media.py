@@ -27,11 +27,13 @@ PRESET = "veryfast"  # x264/x265 speed preset: far faster than the model on a CP
 class Encoding:
     """How to encode: ``codec`` 'auto' (the input's family: HEVC stays HEVC, a lossless input stays lossless
     (FFV1) in .mkv and .avi, anything else becomes H.264) or one of ``CODECS``; ``crf`` (0-51, lower is
-    better; None: ``DEFAULT_CRF``); ``preset``: x264/x265's speed preset (None: ``PRESET``)."""
+    better; None: ``DEFAULT_CRF``); ``preset``: x264/x265's speed preset (None: ``PRESET``); ``threads``: encoder
+    threads (None: FFmpeg's choice, about one per core; set it when several runs share the cores)."""
 
     codec: str = "auto"
     crf: int | None = None
     preset: str | None = None
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import click
 from edge_runtime.cli.options import (
     FiniteFloatRange,
     Progress,
+    archive_options,
     camera_option,
     encoding_options,
     fail_on_problems,
@@ -25,7 +26,8 @@ from edge_runtime.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from edge_runtime.batch import BatchItem, BatchResult
+    from edge_runtime.archive import ItemResult, Manifest
+    from edge_runtime.batch import BatchItem
     from edge_runtime.denoiser import Denoiser
     from edge_runtime.media import Encoding
     from edge_runtime.pipeline import RunReport
@@ -62,11 +64,13 @@ def _describe(den: Denoiser) -> str:
 @overwrite_option
 @click.option("--skip-existing", is_flag=True,
               help="Leave outputs that already exist as they are and do the rest (resumes a half-done batch).")
+@archive_options
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
             max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, codec: str,
-            crf: int | None, overwrite: bool, skip_existing: bool, model: str | None, device: str,
+            crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None,
+            ray_address: str | None, workers: int | None, model: str | None, device: str,
             threads: int | None) -> None:
     """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
 
@@ -83,6 +87,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
       edge-ae denoise in.mp4 -o out.mkv -y --codec hevc --crf 20
       edge-ae denoise photos/ -o clean/
       edge-ae denoise videos/ a.mp4 b.mkv -o clean/ --skip-existing
+      edge-ae denoise archive/ -o clean/ --skip-existing --manifest done.jsonl --shard 3/8 --threads 2
+      edge-ae denoise archive/ -o clean/ --manifest done.jsonl --threads 1 --ray=auto
       edge-ae denoise --camera 0 --show
       edge-ae denoise rtsp://192.168.1.10/stream -o out.mp4 --give-up 300
     """
@@ -97,6 +103,9 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
     if overwrite and skip_existing:
         raise click.UsageError("give -y (replace existing outputs) or --skip-existing (keep them), not both")
+    if ray_address is not None and Path(ray_address).exists():
+        raise click.UsageError(f"--ray took {ray_address!r} as the Ray address; put --ray after the inputs or write "
+                               "--ray=ADDRESS")
     encoding = Encoding(codec, crf)
     input = inputs[0] if len(inputs) == 1 else None
     given = sum(x is not None and x is not False for x in (inputs or None, camera, sample or None))
@@ -107,9 +116,12 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
-        den = Denoiser(model or "video", device=device, threads=threads, tile=tile)
-        _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, den)
+        _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device, threads,
+                       tile, manifest, shard, ray_address, workers)
         return
+    if manifest or shard or ray_address or workers:
+        raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
+                               "several videos")
     spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
     is_live = camera is not None or str(spec).lower().startswith(("rtsp:", "http:", "https:"))
     if output is None and not is_live and not show:
@@ -157,53 +169,133 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
 
 def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool,
-                   encoding: Encoding, overwrite: bool, skip_existing: bool, den: Denoiser) -> None:
-    """Denoise many videos into one folder; report each, then a summary; exit 1 if any failed."""
-    from edge_runtime.batch import plan_batch, run_batch, summarise
+                   encoding: Encoding, overwrite: bool, skip_existing: bool, model: str | None, device: str,
+                   threads: int | None, tile: int, manifest_path: str | None, shard_spec: str | None,
+                   ray_address: str | None, workers: int | None) -> None:
+    """Denoise many videos into one folder, here or on Ray; report each, then a summary; exit 1 if any failed."""
+    from edge_runtime.archive import Manifest, parse_shard, read_manifest, shard, skipped, summarise_items
+    from edge_runtime.batch import plan_batch
     from edge_runtime.outputs import default_output
 
+    if workers is not None and ray_address is None:
+        raise click.UsageError("--workers is for --ray; without it, run one process per shard (--shard K/N)")
     if output is None:
         if len(inputs) > 1:
             raise click.UsageError("several inputs need -o FOLDER for the outputs")
         output = str(default_output(Path(inputs[0])))
     items = plan_batch(inputs, output)
+    if shard_spec is not None:
+        try:
+            k, n = parse_shard(shard_spec)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--shard") from None
+        items = shard(items, k, n)
+        click.echo(f"shard {k}/{n}: {len(items)} videos", err=True)
     there = [i for i in items if i.output.exists()]
+    if skip_existing and manifest_path and Path(manifest_path).is_file():
+        # A video that a signal stopped is kept (playable) but is not finished: its manifest line says so.
+        last = {r.output: r.status for r in read_manifest(manifest_path)}
+        redo = [i for i in there if last.get(str(i.output)) == "interrupted"]
+        if redo:
+            click.echo(f"{len(redo)} videos were interrupted in an earlier run ({manifest_path}); redoing them",
+                       err=True)
+            for i in redo:
+                i.output.unlink()
+            there = [i for i in there if i not in redo]
     if there and not (overwrite or skip_existing):
         shown = ", ".join(str(i.output) for i in there[:3]) + (", ..." if len(there) > 3 else "")
         raise click.ClickException(f"{output}: {len(there)} of the {len(items)} outputs already exist ({shown}); "
                                    "use --skip-existing to do only the rest, or -y to redo them")
-    if skip_existing and there:
-        items = [i for i in items if not i.output.exists()]
-        click.echo(f"{len(there)} videos already done in {output}, skipped (--skip-existing)", err=True)
-        if not items:
-            return
+    manifest = Manifest(manifest_path) if manifest_path else None
+    results: list[ItemResult] = []
+    try:
+        if skip_existing and there:
+            items = [i for i in items if not i.output.exists()]
+            click.echo(f"{len(there)} videos already done in {output}, skipped (--skip-existing)", err=True)
+            for item in there:
+                if manifest is not None:
+                    manifest.write(skipped(item))
+        total = len(items)
+        if items and ray_address is not None:
+            stopped = _on_ray(items, model, device, threads, tile, audio, max_frames, encoding, overwrite,
+                              ray_address, workers, manifest, results, total)
+        elif items:
+            stopped = _here(items, model, device, threads, tile, audio, max_frames, encoding, overwrite, manifest,
+                            results, total, output)
+        else:
+            stopped = None
+    finally:
+        if manifest is not None:
+            manifest.close()
+    if total:
+        click.echo(summarise_items(results, total), err=True)
+    if stopped is not None:
+        sys.exit(signal_exit_code(stopped))
+    if any(r.status == "failed" for r in results):
+        sys.exit(1)
+
+
+def _report(tag: str, r: ItemResult) -> None:
+    if r.status == "failed":
+        kept = f" (its {r.frames} readable frames are in {r.output})" if r.frames else ""
+        again = " (after a retry)" if r.attempts > 1 else ""
+        click.echo(f"{tag}: FAILED{again}: {r.error}{kept}", err=True)
+        return
+    if r.status == "cancelled":
+        click.echo(f"{tag}: cancelled (no output written)", err=True)
+        return
+    how = f"stopped by {r.signal} after" if r.status == "interrupted" else "done:"
+    at = f" on {r.worker}" if r.worker else ""
+    click.echo(f"{tag}: {how} {r.frames} frames ({r.fps:.1f} fps{at}) -> {r.output}", err=True)
+    for note in r.notes:
+        click.echo(f"  {note}", err=True)
+
+
+def _here(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, audio: bool,
+          max_frames: int | None, encoding: Encoding, overwrite: bool, manifest: Manifest | None,
+          results: list[ItemResult], total: int, output: str) -> str | None:
+    """Run the items in this process, one after another; the signal that stopped it, if one did."""
+    from edge_runtime.archive import pin_threads, run_items
+    from edge_runtime.denoiser import Denoiser
+
+    pin_threads(threads)
+    den = Denoiser(model, device=device, threads=threads, tile=tile)
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
     bars: list[Progress[RunReport]] = []
-
     def start(i: int, item: BatchItem, source: Source) -> Callable[[RunReport], None]:
-        bars.append(Progress(source, f"[{i + 1}/{len(items)}] {item.source}"))
+        bars.append(Progress(source, f"[{i + 1}/{total}] {item.source}"))
         return bars[-1].update
 
-    def done(i: int, result: BatchResult) -> None:
+    def done(i: int, result: ItemResult) -> None:
         if bars:
             bars[-1].done()
-        tag = f"[{i + 1}/{len(items)}] {result.item.source}"
-        if result.error is not None or result.report is None:
-            kept = f" (its {result.report.frames} readable frames are in {result.item.output})" \
-                if result.report is not None and result.report.outputs else ""
-            click.echo(f"{tag}: FAILED: {result.error}{kept}", err=True)
-            return
-        r = result.report
-        how = f"stopped by {r.signal} after" if r.interrupted else "done:"
-        click.echo(f"{tag}: {how} {r.frames} frames ({r.fps:.1f} fps) -> {result.item.output}", err=True)
-        for note in r.notes:
-            click.echo(f"  {note}", err=True)
+        _report(f"[{i + 1}/{total}] {result.source}", result)
 
-    results = run_batch(items, den.stream(), start, done, audio=audio, max_frames=max_frames, encoding=encoding,
-                        overwrite=overwrite)
-    click.echo(summarise(results), err=True)
-    stopped = next((r.report for r in results if r.report is not None and r.report.interrupted), None)
-    if stopped is not None:
-        sys.exit(signal_exit_code(stopped.signal))
-    if any(r.error is not None for r in results):
-        sys.exit(1)
+    ran = run_items(items, lambda: den.stream().denoise, start, done, manifest, audio=audio, max_frames=max_frames,
+                    encoding=encoding, overwrite=overwrite, threads=threads)
+    results.extend(ran)
+    return next((r.signal for r in ran if r.signal is not None), None)
+
+
+def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, audio: bool,
+            max_frames: int | None, encoding: Encoding, overwrite: bool, address: str, workers: int | None,
+            manifest: Manifest | None, results: list[ItemResult], total: int) -> str | None:
+    """Run the items on Ray workers; "SIGINT" when Ctrl-C cancelled the rest."""
+    from edge_runtime.model import resolve_model_path
+    from edge_runtime.ray_runner import WorkerSpec, run_on_ray
+
+    path = resolve_model_path(model)
+    spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite)
+
+    def ready(names: list[str]) -> None:
+        click.echo(f"model {path.name} on {len(names)} Ray workers ({threads or 1} threads each): "
+                   f"{', '.join(names)}; {len(items)} videos", err=True)
+
+    def done(result: ItemResult) -> None:
+        results.append(result)
+        if manifest is not None:
+            manifest.write(result)
+        _report(f"[{len(results)}/{total}] {result.source}", result)
+
+    _, stopped = run_on_ray(items, path, spec, None if address == "local" else address, workers, ready, done)
+    return "SIGINT" if stopped else None

@@ -176,3 +176,20 @@ class Progress(Generic[ReportT]):
     def done(self) -> None:
         if self.tty and self.printed:
             click.echo("", err=True)
+
+
+def archive_options(fn: F) -> F:
+    """``--manifest FILE``, ``--shard K/N``, ``--ray [ADDRESS]`` and ``--workers N`` for a batch of videos."""
+    fn = click.option("--workers", type=click.IntRange(min=1), metavar="N",
+                      help="With --ray: workers to start, each holding one model and using --threads cores "
+                           "[default, and at most: the cluster's CPUs / --threads].")(fn)
+    fn = click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+                      help="Run the videos on Ray workers: --ray alone (after the inputs) joins the Ray running on "
+                           "this machine or starts one; --ray=HOST:6379 joins a cluster. Needs the [ray] extra; the "
+                           "videos and -o folder must be at the same paths on every node.")(fn)
+    fn = click.option("--shard", metavar="K/N",
+                      help="Do only shard K of N of the videos (a stable split of the sorted list: run N of these, "
+                           "e.g. as a Slurm array, for the whole batch).")(fn)
+    return click.option("--manifest", type=click.Path(dir_okay=False),
+                        help="Append one JSON line per video as it finishes (source, output, status, frames, fps, "
+                             "seconds, error) to this file.")(fn)
