@@ -116,8 +116,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
-        _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device, threads,
-                       tile, manifest, shard, ray_address, workers)
+        _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device,
+                       threads, tile, manifest, shard, ray_address, workers)
         return
     if manifest or shard or ray_address or workers:
         raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
