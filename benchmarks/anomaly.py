@@ -4,6 +4,7 @@ Every model is trained with the project's own loop, exported with its own export
 ``edge-ae calibrate``'s code and scored by the runtime's ``AnomalyDetector`` (onnxruntime), so the
 numbers are those of the shipped tool chain. One torch thread; each part runs a few minutes at most.
 
+    python -m benchmarks.anomaly mnist-cli [--minutes 0.5] [--digits 0,1,...]   (the README's default path)
     python -m benchmarks.anomaly mnist [--family variational] [--steps 400] [--digits 0,1,...] [--split val]
     python -m benchmarks.anomaly ped2 [--held-out 16 | --held-out 15,16]
     python -m benchmarks.anomaly intel [--train-frames 0-50] [--cal-frames 0-50]
@@ -32,6 +33,7 @@ from edge_runtime.anomaly import AnomalyDetector, auroc
 from edge_runtime.calibration import calibrate, threshold_for
 from edge_runtime.events import find_events, release_level
 from export.onnx_export import export_checkpoint
+from train.checkpoint import load_checkpoint
 from train.config import build_config
 from train.data import video_frames
 from train.loop_ae import train_autoencoder
@@ -123,6 +125,46 @@ def bench_mnist(tmp: Path, family: str, steps: int, digits: list[int], scores: l
             "evaluation": ("images 401-500 of every digit (1000, the test split)" if split == "test" else
                            "images 301-400 of every digit (1000, validation; test split untouched)"),
             "auroc": rows, "mean": means, "cpu_s_per_digit": cpu_s}
+
+
+def bench_mnist_cli(tmp: Path, minutes: float, digits: list[int], extra_scores: list[str]) -> dict[str, Any]:
+    """One-class MNIST through the command line with default options: for each digit k, ``edge-ae train --task
+    anomaly DIGIT_K.csv --max-minutes M``, ``edge-ae export``, then AUROC of the card's default score (and
+    ``extra_scores``) of digit k against every other digit on the test split (images 401-500 of each digit)."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import cli
+
+    d = np.loadtxt(MNIST, delimiter=",", dtype=np.int64)
+    x, y = d[:, :-1].reshape(-1, 28, 28).astype(np.uint8), d[:, -1]
+    rows: dict[str, dict[int, float]] = {}
+    steps: dict[int, int] = {}
+    default = ""
+    for k in digits:
+        tr_idx, ev_idx = mnist_split(y, k, "test")
+        table = tmp / f"digit{k}.csv"
+        np.savetxt(table, d[tr_idx], fmt="%d", delimiter=",")
+        ckpt, model = tmp / f"digit{k}.pt", tmp / f"digit{k}.onnx"
+        t0 = time.time()
+        for args in (["train", "--task", "anomaly", str(table), "--max-minutes", str(minutes), "-o", str(ckpt)],
+                     ["export", str(ckpt), "-o", str(model)]):
+            r = CliRunner().invoke(cli, args)
+            if r.exit_code != 0:
+                raise SystemExit(r.output)
+        steps[k] = int(load_checkpoint(ckpt)[1]["metrics"]["steps"])
+        det = AnomalyDetector(model, device="cpu", threads=1)
+        default = det.score_name
+        xt, yt = x[ev_idx], y[ev_idx]
+        for s in [default, *[e for e in extra_scores if e != default]]:
+            det = AnomalyDetector(model, device="cpu", threads=1, score=s)
+            v = np.array([det.score(im).raw for im in xt])
+            rows.setdefault(s, {})[k] = auroc(v[yt == k], v[yt != k])
+        print(f"digit {k}: {steps[k]} steps; " + ", ".join(f"{s} {rows[s][k]:.4f}" for s in rows)
+              + f"  ({time.time() - t0:.0f} s wall, load average {os.getloadavg()[0]:.1f})", flush=True)
+    means = {s: float(np.mean(list(v.values()))) for s, v in rows.items()}
+    print(f"mean AUROC (default score {default}): " + ", ".join(f"{s} {m:.4f}" for s, m in means.items()), flush=True)
+    return {"task": "mnist_one_class_cli_defaults", "minutes": minutes, "default_score": default, "auroc": rows,
+            "mean": means, "steps": steps, "evaluation": "images 401-500 of every digit (1000, the test split)"}
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -315,7 +357,8 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["mnist", "ped2", "intel", "speed"])
+    p.add_argument("part", choices=["mnist-cli", "mnist", "ped2", "intel", "speed"])
+    p.add_argument("--minutes", type=float, default=0.5, help="mnist-cli: --max-minutes of each training run")
     p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional")
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
@@ -340,7 +383,10 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="benchmarks_anomaly_") as t:
         tmp = Path(t)
-        if a.part == "mnist":
+        if a.part == "mnist-cli":
+            res = bench_mnist_cli(tmp, a.minutes, [int(k) for k in a.digits.split(",")],
+                                  (a.scores or "mse,ssim,patch").split(","))
+        elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
             scores = a.scores or ("mse,ssim,patch" + (",likelihood" if likelihood else ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +45,18 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class AnomalySpec:
-    """The anomaly score and its calibration on normal data."""
+    """The anomaly score and its calibration on normal data.
+
+    ``scene`` (score 'scene' only, written by calibration): what each region of the scene normally shows,
+    {"grid": [rows, cols], "mean": [...], "std": [...]}: per cell of a rows x cols grid over the error map
+    (row-major), the mean and spread of its mean error over the normal frames. Cards without it still read.
+    """
 
     score: str = "mse"
     threshold: float | None = None
     stats: dict[str, float] = field(default_factory=dict)
     smoothing: int = 1
+    scene: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,29 @@ class ModelCard:
             raise bad("'outputs' is empty")
         if self.task in ("anomaly", "both") and self.anomaly is None:
             raise bad(f"'anomaly' is missing for task {self.task!r}")
+        if self.anomaly is not None and self.anomaly.scene is not None:
+            problem = _scene_problem(self.anomaly.scene)
+            if problem:
+                raise bad(f"'anomaly.scene' {problem}")
+
+
+def _scene_problem(scene: Any) -> str | None:
+    """What is wrong with the per-cell statistics of the scene score, or None."""
+    if not isinstance(scene, dict) or set(scene) != {"grid", "mean", "std"}:
+        return "must be an object with the keys grid, mean and std"
+    grid = scene["grid"]
+    if (not isinstance(grid, list) or len(grid) != 2
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+        return f"grid is {grid!r}; expected [rows, cols] of positive integers"
+    cells = grid[0] * grid[1]
+    for key in ("mean", "std"):
+        v = scene[key]
+        if (not isinstance(v, list) or len(v) != cells
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            return f"{key} must be {cells} finite numbers (one per grid cell)"
+    if min(scene["std"]) <= 0 or min(scene["mean"]) < 0:
+        return "std must be positive and mean non-negative"
+    return None
 
 
 def _build(cls: type, raw: dict[str, Any], source: str, where: str) -> Any:

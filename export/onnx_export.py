@@ -81,7 +81,8 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
         outputs=dict(spec.outputs),
         precision=precision,
         noise=payload.get("noise"),
-        anomaly=AnomalySpec(score=spec.score) if task == "anomaly" and spec.score is not None else None,
+        anomaly=(AnomalySpec(score=getattr(model, "anomaly_score", spec.score))
+                 if task == "anomaly" and spec.score is not None else None),
         metrics=dict(payload.get("metrics", {})),
         provenance=provenance(payload),
     )

@@ -13,6 +13,8 @@ from train.errors import ConfigError, TrainError
 from train.registry import family_spec, list_families
 from train.spec import FAMILY_OPTIONS, FamilySpec
 
+UNCAPPED_EPOCHS = 10**6  # with --max-minutes alone: the time budget, not a step count, ends the run
+
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     # click's FloatRange lets nan through (it fails no comparison); a nan learning rate trains garbage.
@@ -45,7 +47,8 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), callback=_finite,
-              help="Stop after this much wall time.")
+              help="Train for this much wall time; without --epochs/--steps-per-epoch the preset's step count "
+                   "no longer caps the run.")
 @click.option("--batch", type=click.IntRange(min=1), help="Patches per step.")
 @click.option("--patch", type=click.IntRange(min=8), help="Patch size in pixels.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), callback=_finite,
@@ -89,6 +92,11 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
             preset = "ae" if fixed else "default"
         if overrides.get("channels") is not None:
             overrides["channels"] = int(str(overrides["channels"]))
+        lift = (overrides.get("max_minutes") is not None and overrides.get("epochs") is None
+                and overrides.get("steps_per_epoch") is None)
+        if lift:
+            # A time budget asked for is the budget: the preset's epochs would otherwise end the run first.
+            overrides["epochs"] = UNCAPPED_EPOCHS
         cfg = build_config(preset, config_file, **overrides)
         spec = family_spec(cfg.family)
         check_options(spec, overrides)

@@ -113,4 +113,5 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
             log(f"  validation: reconstruction MSE {mse:.5f} on {len(x_val)} held-out samples")
         return metrics
 
-    return run_training(cfg, model, torch.optim.Adam, step, validate, out, meta, log)
+    val_loss = (lambda: reconstruction_mse(model, x_val)) if x_val is not None else None
+    return run_training(cfg, model, torch.optim.Adam, step, validate, out, meta, log, val_loss)
