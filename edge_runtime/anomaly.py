@@ -156,8 +156,8 @@ def scene_table(mean: np.ndarray, std: np.ndarray) -> dict[str, object]:
 class AnomalyDetector:
     """Score frames of a scene with an autoencoder trained on normal footage of it.
 
-    ``score(frame)`` is causal and keeps a little state (the recent frames of a sequence model, the
-    recent scores for smoothing), so one detector follows one stream: give each stream, and each
+    ``score(frame)`` is causal and keeps a little state (the recent frames of a sequence model or a
+    predictor, the recent scores for smoothing), so one detector follows one stream: give each stream, and each
     thread, its own detector (they may share one ``Model``). ``reset()`` starts a new stream.
     """
 
@@ -193,6 +193,7 @@ class AnomalyDetector:
             self.scene_mean = np.asarray(spec.scene["mean"], np.float32).reshape(grid)
             self.scene_std = np.asarray(spec.scene["std"], np.float32).reshape(grid)
         self.sequence_length = self.ae.sequence_length
+        self.past_frames = card.input.past_frames or 0
         inputs = self.model.session.get_inputs()
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self._latent = next((i for i in inputs[1:]), None)
@@ -200,7 +201,8 @@ class AnomalyDetector:
 
     def reset(self) -> None:
         """Forget earlier frames: the next frame starts a new stream."""
-        self._window: deque[np.ndarray] = deque(maxlen=self.sequence_length)
+        self._window: deque[np.ndarray] = deque(maxlen=self.past_frames + 1 if self.past_frames
+                                                else self.sequence_length)
         self._recent: deque[float] = deque(maxlen=self.smoothing)
         self._count = 0
 
@@ -234,6 +236,12 @@ class AnomalyDetector:
                 err = (y[0] - seq[0]) ** 2  # (T, F)
                 return float(err.mean()), self._hwc(err[-1]).mean(axis=2) / (hi - lo) ** 2
             a, b = self._hwc(seq[0, -1]), self._hwc(y[0, -1])
+        elif self.past_frames:
+            # A predictor: frames t-K..t stacked (the first frame of a stream stands in for the ones before it).
+            self._window.append(x[0])  # (1, H, W)
+            stack = [self._window[0]] * (self.past_frames + 1 - len(self._window)) + list(self._window)
+            y = self._run(np.concatenate(stack)[None], ["reconstruction"])[0]  # (1, 1, H, W)
+            a, b = self._hwc(x[0]), self._hwc(y[0])
         elif self.base == "likelihood":
             y, mean, logvar = self._run(x, ["reconstruction", "mean", "logvar"])
             a, b = self._hwc(x[0]), self._hwc(y[0])

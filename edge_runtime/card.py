@@ -41,6 +41,9 @@ class InputSpec:
     width: int | None = None
     grey_frames: str = "replicate"  # how a grey frame feeds a colour model
     sequence_length: int | None = None  # NTF: frames per window the model was trained on (any length runs)
+    # NCHW grey predictor: the input stacks the frames t-K..t (K = past_frames) as K + 1 channels, oldest first;
+    # the reconstruction output is frame t predicted from the K past ones (the model never reads frame t).
+    past_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class ModelCard:
             raise bad(f"'input.height'/'input.width' must be set for layout {i.layout}")
         if i.sequence_length is not None and (not isinstance(i.sequence_length, int) or i.sequence_length < 1):
             raise bad(f"'input.sequence_length' is {i.sequence_length!r}; expected an integer >= 1")
+        if i.past_frames is not None and (not isinstance(i.past_frames, int) or isinstance(i.past_frames, bool)
+                                          or i.past_frames < 1 or i.layout != "NCHW" or i.channels != 1):
+            raise bad(f"'input.past_frames' is {i.past_frames!r}; expected an integer >= 1 on a grey NCHW input")
         if i.grey_frames not in GREY_MODES:
             raise bad(f"'input.grey_frames' is {i.grey_frames!r}; expected one of {', '.join(GREY_MODES)}")
         if self.precision not in PRECISIONS:

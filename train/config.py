@@ -66,6 +66,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "val_share": 0.1,
         "val_every_s": 30.0,
     },
+    # The causal video predictor (train/families/predictor.py): small batches of 48x64 crops of grey stacks.
+    "predictor": {
+        "family": "predictor",
+        "task": "anomaly",
+        "channels": 1,
+        "batch": 16,
+        "lr": 2e-3,
+        "epochs": 10,
+        "steps_per_epoch": 300,
+        "val_share": 0.1,
+        "val_every_s": 60.0,
+    },
     # A few seconds of training: for tests and trying the tool chain.
     "tiny": {
         "family": "conv_denoiser",

@@ -63,6 +63,9 @@ class FamilySpec:
     code_argument: str | None = "bottleneck"  # the keyword --bottleneck sets; None: no free code size
     extra_inputs: tuple[ExtraInput, ...] = ()
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # overrides of ``axes()``
+    # > 0: a causal predictor of grey video (NCHW): the input stacks frames t-K..t as K + 1 channels and the
+    # reconstruction output is frame t predicted from the K past ones; trained on windows cut from videos.
+    past_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -71,6 +74,9 @@ class FamilySpec:
         bad = sorted(set(self.outputs.values()) - set(ROLES))
         if not self.outputs or bad:
             msg = f"family {self.name!r}: output roles {bad or 'missing'}; roles are {', '.join(ROLES)}"
+            raise ValueError(msg)
+        if self.past_frames and self.layout != "NCHW":
+            msg = f"family {self.name!r}: past_frames needs layout NCHW (the frames stacked as channels)"
             raise ValueError(msg)
         if self.fixed_size and self.objective is None:
             msg = f"family {self.name!r}: a {self.layout} family needs an objective"
