@@ -417,10 +417,10 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
     from edge_runtime.detect import detect_stream
     from edge_runtime.sources import open_source
 
-    if model is None:
-        base = _train(tmp, "speed_conv", [str(PED2 / "01.mp4")], "convolutional", 30, height=60, width=90, batch=8)
+    if model is None:  # the default video model (the predictor, grey 80x120, scene score); speed needs no training
+        base = _train(tmp, "speed_predictor", [str(PED2 / "01.mp4")], "predictor", 30, batch=16)
         model = tmp / "speed_cal.onnx"
-        calibrate(base, [str(PED2 / "01.mp4")], out=model, device="cpu", threads=1)
+        calibrate(base, [str(PED2 / "01.mp4"), str(PED2 / "03.mp4")], out=model, device="cpu", threads=1)
     src = _frames(PED2 / "02.mp4")[:150] * 4  # 600 frames: the clip four times
     out: dict[str, Any] = {"task": "detect_speed", "model": str(model), "cpu_count": os.cpu_count()}
     for w, h in ((360, 240), (640, 480)):
