@@ -8,12 +8,10 @@ from pathlib import Path
 
 import click
 
-from train.config import PRESETS, build_config
+from train.config import PRESETS, UNCAPPED_EPOCHS, build_config
 from train.errors import ConfigError, TrainError
 from train.registry import family_spec, list_families
 from train.spec import FAMILY_OPTIONS, FamilySpec
-
-UNCAPPED_EPOCHS = 10**6  # with --max-minutes alone: the time budget, not a step count, ends the run
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -97,6 +95,7 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         if lift:
             # A time budget asked for is the budget: the preset's epochs would otherwise end the run first.
             overrides["epochs"] = UNCAPPED_EPOCHS
+            click.echo(f"training for {overrides['max_minutes']:g} min (--max-minutes); no step count caps the run")
         cfg = build_config(preset, config_file, **overrides)
         spec = family_spec(cfg.family)
         check_options(spec, overrides)

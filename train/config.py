@@ -43,6 +43,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+UNCAPPED_EPOCHS = 10**6  # --max-minutes alone: the time budget, not a step count, ends the run
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The bundled default model (edge_runtime/models/default.onnx).
     "default": {

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from train.checkpoint import save_checkpoint
-from train.config import TrainConfig
+from train.config import UNCAPPED_EPOCHS, TrainConfig
 from train.objectives import Parts
 
 LOG_EVERY_S = 10.0
@@ -103,8 +103,9 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
             remaining = min((total_steps - done) / rate, budget_s - elapsed)
             shown = " ".join(f"{k} {v:.5f}" for k, v in avg.items())
             epoch = min((done - 1) // cfg.steps_per_epoch + 1, cfg.epochs)
-            log(f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps} {shown} lr {lr:.2e} {rate:.1f} steps/s, "
-                f"about {remaining / 60:.1f} min left")
+            where = (f"epoch {epoch} step {done}" if cfg.epochs >= UNCAPPED_EPOCHS  # a time budget only
+                     else f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps}")
+            log(f"{where} {shown} lr {lr:.2e} {rate:.1f} steps/s, about {remaining / 60:.1f} min left")
             last_log = now
         if val_loss is not None and done % cfg.steps_per_epoch == 0:
             track_best(done)
