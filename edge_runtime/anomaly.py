@@ -17,7 +17,10 @@ Scores (the card's ``anomaly.score``; without one, the default follows the model
   then need more error than quiet ones to count; the global term keeps a near-constant cell from turning
   noise into alarms. Before calibration it is the worst cell's mean error.
 
-Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
+With a predictor (the card's ``input.past_frames`` = K: the input stacks frames t-K..t), the "reconstruction"
+is frame t predicted from the K frames before it and every score above applies to that prediction's error;
+the detector keeps the last K frames of its stream (a new stream, after ``reset()``, starts from its first
+frame). Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
 of the last k frames (the current one included); the smoothed score is the one compared with the
 threshold. numpy + onnxruntime + OpenCV only.
 """
