@@ -4,6 +4,8 @@ Every model is trained with the project's own loop, exported with its own export
 ``edge-ae calibrate``'s code and scored by the runtime's ``AnomalyDetector`` (onnxruntime), so the
 numbers are those of the shipped tool chain. One torch thread; each part runs a few minutes at most.
 
+    python -m benchmarks.anomaly mnist-cli [--minutes 0.5] [--digits 0,1,...]   (the README's default path)
+    python -m benchmarks.anomaly ped2-cli [--minutes 10]   (train 01-12, calibrate on 13-16 leaving one out)
     python -m benchmarks.anomaly mnist [--family variational] [--steps 400] [--digits 0,1,...] [--split val]
     python -m benchmarks.anomaly ped2 [--held-out 16 | --held-out 15,16]
     python -m benchmarks.anomaly intel [--train-frames 0-50] [--cal-frames 0-50]
@@ -32,6 +34,7 @@ from edge_runtime.anomaly import AnomalyDetector, auroc
 from edge_runtime.calibration import calibrate, threshold_for
 from edge_runtime.events import find_events, release_level
 from export.onnx_export import export_checkpoint
+from train.checkpoint import load_checkpoint
 from train.config import build_config
 from train.data import video_frames
 from train.loop_ae import train_autoencoder
@@ -123,6 +126,138 @@ def bench_mnist(tmp: Path, family: str, steps: int, digits: list[int], scores: l
             "evaluation": ("images 401-500 of every digit (1000, the test split)" if split == "test" else
                            "images 301-400 of every digit (1000, validation; test split untouched)"),
             "auroc": rows, "mean": means, "cpu_s_per_digit": cpu_s}
+
+
+def bench_mnist_cli(tmp: Path, minutes: float, digits: list[int], extra_scores: list[str]) -> dict[str, Any]:
+    """One-class MNIST through the command line with default options: for each digit k, ``edge-ae train --task
+    anomaly DIGIT_K.csv --max-minutes M``, ``edge-ae export``, then AUROC of the card's default score (and
+    ``extra_scores``) of digit k against every other digit on the test split (images 401-500 of each digit)."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import cli
+
+    d = np.loadtxt(MNIST, delimiter=",", dtype=np.int64)
+    x, y = d[:, :-1].reshape(-1, 28, 28).astype(np.uint8), d[:, -1]
+    rows: dict[str, dict[int, float]] = {}
+    steps: dict[int, int] = {}
+    default = ""
+    for k in digits:
+        tr_idx, ev_idx = mnist_split(y, k, "test")
+        table = tmp / f"digit{k}.csv"
+        np.savetxt(table, d[tr_idx], fmt="%d", delimiter=",")
+        ckpt, model = tmp / f"digit{k}.pt", tmp / f"digit{k}.onnx"
+        t0 = time.time()
+        for args in (["train", "--task", "anomaly", str(table), "--max-minutes", str(minutes), "-o", str(ckpt)],
+                     ["export", str(ckpt), "-o", str(model)]):
+            r = CliRunner().invoke(cli, args)
+            if r.exit_code != 0:
+                raise SystemExit(r.output)
+        steps[k] = int(load_checkpoint(ckpt)[1]["metrics"]["steps"])
+        det = AnomalyDetector(model, device="cpu", threads=1)
+        default = det.score_name
+        xt, yt = x[ev_idx], y[ev_idx]
+        for s in [default, *[e for e in extra_scores if e != default]]:
+            det = AnomalyDetector(model, device="cpu", threads=1, score=s)
+            v = np.array([det.score(im).raw for im in xt])
+            rows.setdefault(s, {})[k] = auroc(v[yt == k], v[yt != k])
+        print(f"digit {k}: {steps[k]} steps; " + ", ".join(f"{s} {rows[s][k]:.4f}" for s in rows)
+              + f"  ({time.time() - t0:.0f} s wall, load average {os.getloadavg()[0]:.1f})", flush=True)
+    means = {s: float(np.mean(list(v.values()))) for s, v in rows.items()}
+    print(f"mean AUROC (default score {default}): " + ", ".join(f"{s} {m:.4f}" for s, m in means.items()), flush=True)
+    return {"task": "mnist_one_class_cli_defaults", "minutes": minutes, "default_score": default, "auroc": rows,
+            "mean": means, "steps": steps, "evaluation": "images 401-500 of every digit (1000, the test split)"}
+
+
+def paste_object(frames: list[np.ndarray], kind: str, speed: int, start: int, stop: int,
+                 seed: int = 0) -> list[np.ndarray]:
+    """``frames`` with a 40x20 elliptic object (bright 235, dark 25) crossing the scene horizontally at ``speed``
+    px/frame, with a slight vertical wobble, in frames ``start`` to ``stop`` - 1: labelled anomalous footage."""
+    rng = np.random.default_rng(seed)
+    h, w = frames[0].shape[:2]
+    y0 = int(rng.integers(h // 3, 2 * h // 3))
+    x0 = int(rng.integers(20, max(21, w - 20 - speed * (stop - start))))  # stays inside the frame
+    level = {"bright": 235, "dark": 25}[kind]
+    out = []
+    for i, f in enumerate(frames):
+        f = f.copy()
+        if start <= i < stop:
+            x = x0 + speed * (i - start)
+            y = y0 + round(3 * float(np.sin(i / 3)))
+            cv2.ellipse(f, (x, y), (20, 10), 0, 0, 360, (level, level, level), -1, cv2.LINE_AA)
+        out.append(f)
+    return out
+
+
+def bench_ped2_cli(tmp: Path, minutes: float) -> dict[str, Any]:
+    """Ped2 through the command line with default options: ``edge-ae train --task anomaly 01.mp4 ... 12.mp4
+    --max-minutes M`` (a video: the predictor), ``edge-ae export``; then for each of clips 13-16: ``edge-ae
+    calibrate`` on the other three at 1 %, false alarms on the held-out clip, and AUROC of its frames against the
+    same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip)."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import cli
+
+    def run(args: list[str]) -> str:
+        r = CliRunner().invoke(cli, args)
+        if r.exit_code != 0:
+            raise SystemExit(r.output)
+        return r.output
+
+    clips = [PED2 / f"{c:02d}.mp4" for c in range(1, 17)]
+    ckpt, model = tmp / "ped2.pt", tmp / "ped2.onnx"
+    t0 = time.time()
+    run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+    train_s = time.time() - t0
+    run(["export", str(ckpt), "-o", str(model)])
+    meta = load_checkpoint(ckpt)[1]
+    objects = [("bright", 6), ("dark", 6), ("dark", 3), ("bright", 2)]
+    held = clips[12:]
+    fa: dict[str, float] = {}
+    loo_estimate: dict[str, float] = {}
+    normal_all: list[np.ndarray] = []
+    per_clip_norm: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {f"{k}@{v}": [] for k, v in objects}
+    raw: dict[str, list[np.ndarray]] = {f"{k}@{v}": [] for k, v in objects}
+    score_name = ""
+    for i, clip in enumerate(held):
+        cal = tmp / f"cal_{clip.stem}.onnx"
+        out = run(["calibrate", str(model), *[str(c) for c in held if c != clip], "--max-false-alarm", "0.01",
+                   "-o", str(cal)])
+        print(out.strip(), flush=True)
+        det = AnomalyDetector(cal, device="cpu", threads=1)
+        score_name = det.score_name
+        loo_estimate[clip.stem] = float(det.stats.get("false_alarm_held_out_mean", float("nan")))
+        frames = _frames(clip)
+        s_normal = np.array([det.score(f).score for f in frames])
+        fa[clip.stem] = float(np.mean(s_normal > det.threshold))
+        normal_all.append(s_normal)
+        n = len(frames)
+        start, stop = n // 3, n // 3 + 40
+        for kind, speed in objects:
+            det.reset()
+            s_obj = np.array([det.score(f).score for f in paste_object(frames, kind, speed, start, stop, seed=i)])
+            key = f"{kind}@{speed}"
+            raw[key].append(s_obj[start:stop])
+            per_clip_norm[key].append((s_normal, s_obj[start:stop]))
+        print(f"clip {clip.stem}: false alarms {100 * fa[clip.stem]:.2f} % (calibrated on the other three at 1 %)",
+              flush=True)
+    normal = np.concatenate(normal_all)
+    auroc_raw = {k: auroc(normal, np.concatenate(v)) for k, v in raw.items()}
+    auroc_norm = {}
+    for k, pairs in per_clip_norm.items():
+        ns, os_ = [], []
+        for s_n, s_o in pairs:  # normalise by the clip's own range (normal frames and the object's frames)
+            both = np.concatenate([s_n, s_o])
+            lo, hi = both.min(), both.max()
+            ns.append((s_n - lo) / (hi - lo + 1e-12))
+            os_.append((s_o - lo) / (hi - lo + 1e-12))
+        auroc_norm[k] = auroc(np.concatenate(ns), np.concatenate(os_))
+    res = {"task": "ped2_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
+           "family": meta["config"]["family"], "steps": meta["metrics"]["steps"], "score": score_name,
+           "false_alarm_held_out": fa, "false_alarm_mean": float(np.mean(list(fa.values()))),
+           "loo_estimate_at_calibration": loo_estimate, "auroc_raw": auroc_raw, "auroc_per_clip_normalised": auroc_norm,
+           "load_average": os.getloadavg()[0]}
+    print(json.dumps(res, indent=1), flush=True)
+    return res
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -282,10 +417,10 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
     from edge_runtime.detect import detect_stream
     from edge_runtime.sources import open_source
 
-    if model is None:
-        base = _train(tmp, "speed_conv", [str(PED2 / "01.mp4")], "convolutional", 30, height=60, width=90, batch=8)
+    if model is None:  # the default video model (the predictor, grey 80x120, scene score); speed needs no training
+        base = _train(tmp, "speed_predictor", [str(PED2 / "01.mp4")], "predictor", 30, batch=16)
         model = tmp / "speed_cal.onnx"
-        calibrate(base, [str(PED2 / "01.mp4")], out=model, device="cpu", threads=1)
+        calibrate(base, [str(PED2 / "01.mp4"), str(PED2 / "03.mp4")], out=model, device="cpu", threads=1)
     src = _frames(PED2 / "02.mp4")[:150] * 4  # 600 frames: the clip four times
     out: dict[str, Any] = {"task": "detect_speed", "model": str(model), "cpu_count": os.cpu_count()}
     for w, h in ((360, 240), (640, 480)):
@@ -315,7 +450,9 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["mnist", "ped2", "intel", "speed"])
+    p.add_argument("part", choices=["mnist-cli", "ped2-cli", "mnist", "ped2", "intel", "speed"])
+    p.add_argument("--minutes", type=float, default=None,
+                   help="mnist-cli / ped2-cli: --max-minutes of each training run [0.5 / 10]")
     p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional")
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
@@ -340,7 +477,12 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="benchmarks_anomaly_") as t:
         tmp = Path(t)
-        if a.part == "mnist":
+        if a.part == "mnist-cli":
+            res = bench_mnist_cli(tmp, a.minutes or 0.5, [int(k) for k in a.digits.split(",")],
+                                  (a.scores or "mse,ssim,patch").split(","))
+        elif a.part == "ped2-cli":
+            res = bench_ped2_cli(tmp, a.minutes or 10.0)
+        elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
             scores = a.scores or ("mse,ssim,patch" + (",likelihood" if likelihood else ""))

@@ -10,9 +10,17 @@ Scores (the card's ``anomaly.score``; without one, the default follows the model
   lower bound per input value, from the Bernoulli likelihood of the frame under its reconstruction plus
   KL(q(z|x) || N(0, I));
 - ``sequence`` (sequence models: input layout NTF, e.g. LSTM): the mean squared error of the window of
-  the last T frames (T from the card), reconstructed together.
+  the last T frames (T from the card), reconstructed together;
+- ``scene``: the squared-error map averaged over the cells of a 16 x 24 grid, each cell compared with what
+  it normally shows: the worst cell's (error - mean) / (std + mean over cells), with the mean and std per
+  cell learned by calibration (``edge-ae calibrate``) and kept in the card. Busy regions (a road, trees)
+  then need more error than quiet ones to count; the global term keeps a near-constant cell from turning
+  noise into alarms. Before calibration it is the worst cell's mean error.
 
-Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
+With a predictor (the card's ``input.past_frames`` = K: the input stacks frames t-K..t), the "reconstruction"
+is frame t predicted from the K frames before it and every score above applies to that prediction's error;
+the detector keeps the last K frames of its stream (a new stream, after ``reset()``, starts from its first
+frame). Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
 of the last k frames (the current one included); the smoothed score is the one compared with the
 threshold. numpy + onnxruntime + OpenCV only.
 """
@@ -23,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge_runtime.autoencoder import Autoencoder
@@ -31,10 +40,11 @@ from edge_runtime.errors import ModelCardError, NotCalibratedError
 from edge_runtime.model import Model
 from edge_runtime.quality import ssim_planes
 
-__all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "default_score", "max_patch_mean",
-           "parse_score", "ssim_map"]
+__all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "cell_means", "default_score",
+           "fit_scene", "max_patch_mean", "parse_score", "scene_grid", "scene_scores", "scene_table", "ssim_map"]
 
-BASE_SCORES = ("mse", "ssim", "patch", "likelihood", "sequence")
+BASE_SCORES = ("mse", "ssim", "patch", "likelihood", "sequence", "scene")
+SCENE_GRID = (16, 24)  # rows, cols of the scene score's cells (fewer on a smaller model input)
 _EPS = 1e-6
 
 
@@ -110,11 +120,47 @@ def max_patch_mean(error: np.ndarray, patch: int) -> float:
     return float(sums.max() / (p * p))
 
 
+def scene_grid(size: tuple[int, int]) -> tuple[int, int]:
+    """The scene score's grid (rows, cols) for a model input of ``size`` (h, w)."""
+    return min(SCENE_GRID[0], size[0]), min(SCENE_GRID[1], size[1])
+
+
+def cell_means(error: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Mean of ``error`` (H, W) over each cell of a rows x cols ``grid`` -> (rows, cols) float32 (area-weighted)."""
+    return cv2.resize(np.ascontiguousarray(error, np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+
+
+def fit_scene(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per cell of normal frames' cell means (N, rows, cols); the std is floored at its median over
+    the cells, so a cell that barely changes in the normal data cannot make every small change an alarm."""
+    c = np.asarray(cells, np.float64)
+    mean, std = c.mean(axis=0), c.std(axis=0)
+    std = np.maximum(std, float(np.median(std)) + 1e-12)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def scene_scores(cells: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """The scene score of each frame's cell means (N, rows, cols): worst (cell - mean) / (std + mean of mean);
+    without statistics, the worst cell."""
+    c = np.asarray(cells, np.float64)
+    if mean is None or std is None:
+        return c.reshape(len(c), -1).max(axis=1)
+    z = (c - mean) / (std + float(np.mean(mean)) + 1e-12)
+    return z.reshape(len(c), -1).max(axis=1)
+
+
+def scene_table(mean: np.ndarray, std: np.ndarray) -> dict[str, object]:
+    """The card's form of the per-cell statistics (AnomalySpec.scene)."""
+    return {"grid": [int(mean.shape[0]), int(mean.shape[1])],
+            "mean": [float(f"{v:.6g}") for v in mean.ravel()],
+            "std": [float(f"{max(float(v), 1e-12):.6g}") for v in std.ravel()]}
+
+
 class AnomalyDetector:
     """Score frames of a scene with an autoencoder trained on normal footage of it.
 
-    ``score(frame)`` is causal and keeps a little state (the recent frames of a sequence model, the
-    recent scores for smoothing), so one detector follows one stream: give each stream, and each
+    ``score(frame)`` is causal and keeps a little state (the recent frames of a sequence model or a
+    predictor, the recent scores for smoothing), so one detector follows one stream: give each stream, and each
     thread, its own detector (they may share one ``Model``). ``reset()`` starts a new stream.
     """
 
@@ -138,7 +184,19 @@ class AnomalyDetector:
         same = self.score_name == spec.score and self.smoothing == (spec.smoothing or 1)
         self.threshold = threshold if threshold is not None else (spec.threshold if same else None)
         self.stats = dict(spec.stats) if same else {}
+        self.grid = scene_grid(self.ae.size)
+        self.scene_mean: np.ndarray | None = None
+        self.scene_std: np.ndarray | None = None
+        if same and spec.scene is not None and self.base == "scene":
+            grid = tuple(spec.scene["grid"])
+            if grid != self.grid:
+                msg = (f"{self.model.path}: the card's scene statistics are for a {grid} grid; "
+                       f"this model uses {self.grid}")
+                raise ModelCardError(msg)
+            self.scene_mean = np.asarray(spec.scene["mean"], np.float32).reshape(grid)
+            self.scene_std = np.asarray(spec.scene["std"], np.float32).reshape(grid)
         self.sequence_length = self.ae.sequence_length
+        self.past_frames = card.input.past_frames or 0
         inputs = self.model.session.get_inputs()
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self._latent = next((i for i in inputs[1:]), None)
@@ -146,7 +204,8 @@ class AnomalyDetector:
 
     def reset(self) -> None:
         """Forget earlier frames: the next frame starts a new stream."""
-        self._window: deque[np.ndarray] = deque(maxlen=self.sequence_length)
+        self._window: deque[np.ndarray] = deque(maxlen=self.past_frames + 1 if self.past_frames
+                                                else self.sequence_length)
         self._recent: deque[float] = deque(maxlen=self.smoothing)
         self._count = 0
 
@@ -180,6 +239,12 @@ class AnomalyDetector:
                 err = (y[0] - seq[0]) ** 2  # (T, F)
                 return float(err.mean()), self._hwc(err[-1]).mean(axis=2) / (hi - lo) ** 2
             a, b = self._hwc(seq[0, -1]), self._hwc(y[0, -1])
+        elif self.past_frames:
+            # A predictor: frames t-K..t stacked (the first frame of a stream stands in for the ones before it).
+            self._window.append(x[0])  # (1, H, W)
+            stack = [self._window[0]] * (self.past_frames + 1 - len(self._window)) + list(self._window)
+            y = self._run(np.concatenate(stack)[None], ["reconstruction"])[0]  # (1, 1, H, W)
+            a, b = self._hwc(x[0]), self._hwc(y[0])
         elif self.base == "likelihood":
             y, mean, logvar = self._run(x, ["reconstruction", "mean", "logvar"])
             a, b = self._hwc(x[0]), self._hwc(y[0])
@@ -198,6 +263,9 @@ class AnomalyDetector:
         err = ((a - b) ** 2).mean(axis=2)
         if self.base == "patch":
             return max_patch_mean(err, self.patch), err
+        if self.base == "scene":
+            cells = cell_means(err, self.grid)[None]
+            return float(scene_scores(cells, self.scene_mean, self.scene_std)[0]), err
         return float(err.mean()), err
 
     def score(self, frame: np.ndarray) -> AnomalyResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,16 +41,25 @@ class InputSpec:
     width: int | None = None
     grey_frames: str = "replicate"  # how a grey frame feeds a colour model
     sequence_length: int | None = None  # NTF: frames per window the model was trained on (any length runs)
+    # NCHW grey predictor: the input stacks the frames t-K..t (K = past_frames) as K + 1 channels, oldest first;
+    # the reconstruction output is frame t predicted from the K past ones (the model never reads frame t).
+    past_frames: int | None = None
 
 
 @dataclass(frozen=True)
 class AnomalySpec:
-    """The anomaly score and its calibration on normal data."""
+    """The anomaly score and its calibration on normal data.
+
+    ``scene`` (score 'scene' only, written by calibration): what each region of the scene normally shows,
+    {"grid": [rows, cols], "mean": [...], "std": [...]}: per cell of a rows x cols grid over the error map
+    (row-major), the mean and spread of its mean error over the normal frames. Cards without it still read.
+    """
 
     score: str = "mse"
     threshold: float | None = None
     stats: dict[str, float] = field(default_factory=dict)
     smoothing: int = 1
+    scene: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,9 @@ class ModelCard:
             raise bad(f"'input.height'/'input.width' must be set for layout {i.layout}")
         if i.sequence_length is not None and (not isinstance(i.sequence_length, int) or i.sequence_length < 1):
             raise bad(f"'input.sequence_length' is {i.sequence_length!r}; expected an integer >= 1")
+        if i.past_frames is not None and (not isinstance(i.past_frames, int) or isinstance(i.past_frames, bool)
+                                          or i.past_frames < 1 or i.layout != "NCHW" or i.channels != 1):
+            raise bad(f"'input.past_frames' is {i.past_frames!r}; expected an integer >= 1 on a grey NCHW input")
         if i.grey_frames not in GREY_MODES:
             raise bad(f"'input.grey_frames' is {i.grey_frames!r}; expected one of {', '.join(GREY_MODES)}")
         if self.precision not in PRECISIONS:
@@ -164,6 +177,29 @@ class ModelCard:
                 raise bad(f"'state.input' is {s.input!r}; expected a graph input other than {i.name!r}")
             if i.layout != "NCHW":
                 raise bad(f"'state' needs layout NCHW, not {i.layout}")
+        if self.anomaly is not None and self.anomaly.scene is not None:
+            problem = _scene_problem(self.anomaly.scene)
+            if problem:
+                raise bad(f"'anomaly.scene' {problem}")
+
+
+def _scene_problem(scene: Any) -> str | None:
+    """What is wrong with the per-cell statistics of the scene score, or None."""
+    if not isinstance(scene, dict) or set(scene) != {"grid", "mean", "std"}:
+        return "must be an object with the keys grid, mean and std"
+    grid = scene["grid"]
+    if (not isinstance(grid, list) or len(grid) != 2
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+        return f"grid is {grid!r}; expected [rows, cols] of positive integers"
+    cells = grid[0] * grid[1]
+    for key in ("mean", "std"):
+        v = scene[key]
+        if (not isinstance(v, list) or len(v) != cells
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            return f"{key} must be {cells} finite numbers (one per grid cell)"
+    if min(scene["std"]) <= 0 or min(scene["mean"]) < 0:
+        return "std must be positive and mean non-negative"
+    return None
 
 
 def _build(cls: type, raw: dict[str, Any], source: str, where: str) -> Any:

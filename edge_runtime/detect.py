@@ -134,7 +134,8 @@ class DetectSink:
             self.video.close()
         report = self.report
         if self.plot_path is not None and report.scores:
-            plot = timeline(report.scores, self.threshold, self.low, report.events, title=self.title[-90:])
+            plot = timeline(report.scores, self.threshold, self.low, report.events, title=self.title[-90:],
+                            fps=self.source.fps)
             write_image_atomic(self.plot_path, plot)
         scores_path, events_path, video_path, snapshots, plot_path = self.paths
         written = (scores_path, events_path, video_path if self.video else None, snapshots, plot_path)

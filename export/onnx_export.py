@@ -84,11 +84,13 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
             width=int(size["width"]) if size.get("width") is not None else None,
             grey_frames="replicate" if channels == 3 else "native",
             sequence_length=size.get("seq_len"),
+            past_frames=size.get("past_frames"),
         ),
         outputs=dict(spec.outputs),
         precision=precision,
         noise=payload.get("noise"),
-        anomaly=AnomalySpec(score=spec.score) if task == "anomaly" and spec.score is not None else None,
+        anomaly=(AnomalySpec(score=getattr(model, "anomaly_score", spec.score))
+                 if task == "anomaly" and spec.score is not None else None),
         state=state,
         metrics=dict(payload.get("metrics", {})),
         provenance=provenance(payload),
@@ -99,7 +101,7 @@ def _shapes(spec: FamilySpec, card: ModelCard) -> tuple[Shape, list[Shape]]:
     """The traced example's input shape, and the parity probes': two batch sizes, and two frame sizes
     (image families) or sequence lengths (NTF) where those are free."""
     i = card.input
-    c = i.channels
+    c = i.channels + (i.past_frames or 0)  # a predictor's input stacks its past frames and the present
     if spec.layout == "image":
         m = i.spatial_multiple
         return (1, c, 4 * m, 6 * m), [(1, c, 4 * m, 6 * m), (2, c, 7 * m, 3 * m)]

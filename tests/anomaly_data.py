@@ -71,6 +71,13 @@ def scene_model(family: str = "convolutional", steps: int = 60) -> Path:
     return _train_export(f"{family}_ped2_{steps}", [str(clip)], family, steps, batch=16, **extra)
 
 
+@functools.cache
+def predictor_model(steps: int = 80) -> Path:
+    """The causal frame predictor (grey 80x120) trained on Ped2 clips 01-04 (uncalibrated)."""
+    clips = [str(shared(f"{PED2}/{c:02d}.mp4")) for c in range(1, 5)]
+    return _train_export(f"predictor_ped2_{steps}", clips, "predictor", steps, batch=16)
+
+
 def fresh_copy(path: Path, name: str) -> Path:
     """A copy of a cached model that a test may rewrite."""
     out = _TMP / name

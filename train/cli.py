@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from train.config import PRESETS, build_config
+from train.config import PRESETS, UNCAPPED_EPOCHS, build_config
 from train.errors import ConfigError, TrainError
 from train.registry import family_spec, list_families
 from train.spec import FAMILY_OPTIONS, FamilySpec
@@ -40,12 +40,13 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON file of config overrides.")
 @click.option("--family", help=f"Autoencoder family ({', '.join(list_families())}).")
 @click.option("--task", type=click.Choice(["denoise", "reconstruct", "anomaly"]),
-              help="What the model is for; anomaly: train on normal footage (default family convolutional), "
-                   "then export and run 'edge-ae calibrate'.")
+              help="What the model is for; anomaly: train on normal footage (default family: predictor for "
+                   "videos, convolutional for images), then export and run 'edge-ae calibrate'.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), callback=_finite,
-              help="Stop after this much wall time.")
+              help="Train for this much wall time; without --epochs/--steps-per-epoch the preset's step count "
+                   "no longer caps the run.")
 @click.option("--batch", type=click.IntRange(min=1), help="Patches per step.")
 @click.option("--patch", type=click.IntRange(min=8), help="Patch size in pixels.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), callback=_finite,
@@ -83,7 +84,7 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         raise click.ClickException(f"{out}: folder {out.parent} does not exist")
     try:
         if overrides.get("task") == "anomaly":
-            overrides["family"] = overrides.get("family") or "convolutional"
+            overrides["family"] = overrides.get("family") or default_anomaly_family(data)
             if family_spec(str(overrides["family"])).score is None:
                 scored = [f for f in list_families() if family_spec(f).score is not None]
                 msg = f"--task anomaly trains one of {', '.join(scored)}; got {overrides['family']!r}"
@@ -91,9 +92,16 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         if preset is None:
             fixed = overrides.get("family") is not None and family_spec(str(overrides["family"])).fixed_size
             recurrent = overrides.get("family") is not None and family_spec(str(overrides["family"])).state_channels
-            preset = "ae" if fixed else "video" if recurrent else "default"
+            preset = ("predictor" if overrides.get("family") == "predictor" else "ae" if fixed
+                      else "video" if recurrent else "default")
         if overrides.get("channels") is not None:
             overrides["channels"] = int(str(overrides["channels"]))
+        lift = (overrides.get("max_minutes") is not None and overrides.get("epochs") is None
+                and overrides.get("steps_per_epoch") is None)
+        if lift:
+            # A time budget asked for is the budget: the preset's epochs would otherwise end the run first.
+            overrides["epochs"] = UNCAPPED_EPOCHS
+            click.echo(f"training for {overrides['max_minutes']:g} min (--max-minutes); no step count caps the run")
         cfg = build_config(preset, config_file, **overrides)
         spec = family_spec(cfg.family)
         check_options(spec, overrides)
@@ -106,6 +114,20 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         train(cfg, list(data), out, log=click.echo)
     except TrainError as e:
         raise click.ClickException(str(e)) from None
+
+
+def default_anomaly_family(data: tuple[str, ...]) -> str:
+    """predictor when every input is a video or a folder holding videos and no images (a scene camera),
+    else convolutional (still images: one-class sets)."""
+    from train.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, files_under
+
+    def video(p: Path) -> bool:
+        if p.is_dir():
+            suffixes = {f.suffix.lower() for f in files_under(p)}
+            return bool(suffixes & set(VIDEO_SUFFIXES)) and not suffixes & set(IMAGE_SUFFIXES)
+        return p.suffix.lower() in VIDEO_SUFFIXES
+
+    return "predictor" if data and all(video(Path(d)) for d in data) else "convolutional"
 
 
 def check_options(spec: FamilySpec, given: dict[str, object]) -> None:

@@ -43,6 +43,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+UNCAPPED_EPOCHS = 10**6  # --max-minutes alone: the time budget, not a step count, ends the run
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The bundled default model (edge_runtime/models/default.onnx).
     "default": {
@@ -79,6 +81,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 1,
         "steps_per_epoch": 360,
         "val_every_s": 600.0,
+    },
+    # The causal video predictor (train/families/predictor.py): small batches of 48x64 crops of grey stacks.
+    "predictor": {
+        "family": "predictor",
+        "task": "anomaly",
+        "channels": 1,
+        "batch": 16,
+        "lr": 2e-3,
+        "epochs": 10,
+        "steps_per_epoch": 300,
+        "val_share": 0.1,
+        "val_every_s": 60.0,
     },
     # A few seconds of training: for tests and trying the tool chain.
     "tiny": {

@@ -21,6 +21,7 @@ from train.registry import family_spec, list_families
 from train.runner import checkpoint_meta, run_training, seed_torch
 
 SEQ_SIZE = (16, 24)  # default (height, width) of sequence frames: small, 3:2 like most video
+PREDICTOR_SIZE = (80, 120)  # default (height, width) of a predictor's frames: Ped2's 240x360 / 3
 
 
 def to_tensor(images: np.ndarray, layout: str) -> torch.Tensor:
@@ -29,13 +30,22 @@ def to_tensor(images: np.ndarray, layout: str) -> torch.Tensor:
     if layout == "NF":
         return x.flatten(1)  # (N, H*W*C), row-major H, W, C
     if layout == "NCHW":
+        if x.dim() == 5:  # grey stacks (N, T, H, W, 1) of a predictor -> (N, T, H, W): the frames as channels
+            return x[..., 0].contiguous()
         return x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
     return x.flatten(2)  # (N, T, H*W*C)
 
 
 def load_data(cfg: TrainConfig, data: list[str]) -> tuple[list[Sample], int, int]:
     """The samples for ``cfg.family`` (sequences for an NTF family) and the frame size (height, width)."""
-    if family_spec(cfg.family).layout == "NTF":
+    spec = family_spec(cfg.family)
+    if spec.past_frames:
+        if cfg.channels != 1:
+            msg = f"the {spec.name} family predicts grey frames; use --channels 1"
+            raise ConfigError(msg)
+        h, w = cfg.height or PREDICTOR_SIZE[0], cfg.width or PREDICTOR_SIZE[1]
+        return load_sequences(data, 1, h, w, spec.past_frames + 1, stride=2), h, w
+    if spec.layout == "NTF":
         h, w = cfg.height or SEQ_SIZE[0], cfg.width or SEQ_SIZE[1]
         return load_sequences(data, cfg.channels, h, w, cfg.seq_len), h, w
     return load_images(data, cfg.channels, cfg.height, cfg.width)
@@ -57,15 +67,20 @@ def model_arguments(cfg: TrainConfig, height: int, width: int) -> dict[str, Any]
 
 @torch.no_grad()
 def reconstruction_mse(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> float:
-    """Mean squared error of the deterministic reconstruction (eval mode) over ``x``."""
+    """Mean squared error of the deterministic reconstruction (eval mode) over ``x``; for a predictor
+    (``past_frames``), of the predicted present frame (the last channel)."""
     was = model.training
     model.eval()
-    total = 0.0
+    total, count = 0.0, 0
+    past = int(getattr(model, "past_frames", 0))
     for i in range(0, len(x), chunk):
-        pred = model(x[i : i + chunk])[0]
-        total += float((pred - x[i : i + chunk]).pow(2).sum())
+        batch = x[i : i + chunk]
+        target = batch[:, past:] if past else batch
+        pred = model(batch)[0]
+        total += float((pred - target).pow(2).sum())
+        count += target.numel()
     model.train(was)
-    return total / x.numel()
+    return total / count
 
 
 def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
@@ -80,7 +95,8 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
     layout = spec.layout
     samples, height, width = load_data(cfg, data)
     train_set, val_set = split(samples, cfg.val_share)
-    what = f"sequences of {cfg.seq_len} frames" if layout == "NTF" else "frames"
+    what = (f"sequences of {cfg.seq_len} frames" if layout == "NTF" else
+            f"stacks of {spec.past_frames} past frames + the present" if spec.past_frames else "frames")
     log(f"data: {len(train_set)} training {what}, {len(val_set)} validation (never trained on), "
         f"{height}x{width}x{cfg.channels}")
     x_train = to_tensor(np.stack([s.image for s in train_set]), layout)
@@ -93,7 +109,8 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed)
     meta = checkpoint_meta(cfg, input={"layout": layout, "channels": cfg.channels, "height": height, "width": width,
-                                       "seq_len": cfg.seq_len if layout == "NTF" else None},
+                                       "seq_len": cfg.seq_len if layout == "NTF" else None,
+                                       "past_frames": spec.past_frames or None},
                            data={"sources": [str(d) for d in data], "train_samples": len(train_set),
                                  "validation_samples": len(val_set)})
     objective = spec.objective
@@ -113,4 +130,5 @@ def train_autoencoder(cfg: TrainConfig, data: list[str], out: str | Path,
             log(f"  validation: reconstruction MSE {mse:.5f} on {len(x_val)} held-out samples")
         return metrics
 
-    return run_training(cfg, model, torch.optim.Adam, step, validate, out, meta, log)
+    val_loss = (lambda: reconstruction_mse(model, x_val)) if x_val is not None else None
+    return run_training(cfg, model, torch.optim.Adam, step, validate, out, meta, log, val_loss)

@@ -1,8 +1,10 @@
 """What both training loops share: seeding, the optimiser, steps under a step and time budget with
-cosine decay, progress lines, and a checkpoint refreshed at every validation and at the end."""
+cosine decay, progress lines, a checkpoint refreshed at every validation and at the end, and (when the loop
+gives a validation loss) the weights of the best validation kept in place of the last ones."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import subprocess
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 
 from train.checkpoint import save_checkpoint
-from train.config import TrainConfig
+from train.config import UNCAPPED_EPOCHS, TrainConfig
 from train.objectives import Parts
 
 LOG_EVERY_S = 10.0
@@ -46,11 +48,14 @@ def checkpoint_meta(cfg: TrainConfig, **fields: Any) -> dict[str, Any]:
 
 def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  step: Callable[[], tuple[torch.Tensor, Parts]], validate: Callable[[], dict[str, Any]],
-                 out: str | Path, meta: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+                 out: str | Path, meta: dict[str, Any], log: Callable[[str], None],
+                 val_loss: Callable[[], float] | None = None) -> dict[str, Any]:
     """Optimise ``model`` on ``step``'s loss for ``cfg``'s steps or minutes; returns the final metrics.
 
     ``step`` computes the loss (and its parts, for the progress line) of one batch; ``validate`` runs at
-    every checkpoint and returns metrics to record (it logs its own line).
+    every checkpoint and returns metrics to record (it logs its own line). ``val_loss``, when given, runs
+    at the end of every epoch; the weights with the lowest one are what the final checkpoint holds (small
+    data overfits when a time budget runs many epochs).
     """
     opt = optimizer(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * cfg.steps_per_epoch
@@ -65,6 +70,15 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
         meta.update(metrics=metrics, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     complete=final)
         save_checkpoint(out, model, meta)
+
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (validation loss, step, weights)
+
+    def track_best(done: int) -> None:
+        nonlocal best
+        assert val_loss is not None
+        v = val_loss()
+        if best is None or v < best[0]:
+            best = (v, done, copy.deepcopy(model.state_dict()))
 
     done = 0
     avg: Parts = {}
@@ -89,12 +103,24 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
             remaining = min((total_steps - done) / rate, budget_s - elapsed)
             shown = " ".join(f"{k} {v:.5f}" for k, v in avg.items())
             epoch = min((done - 1) // cfg.steps_per_epoch + 1, cfg.epochs)
-            log(f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps} {shown} lr {lr:.2e} {rate:.1f} steps/s, "
-                f"about {remaining / 60:.1f} min left")
+            where = (f"epoch {epoch} step {done}" if cfg.epochs >= UNCAPPED_EPOCHS  # a time budget only
+                     else f"epoch {epoch}/{cfg.epochs} step {done}/{total_steps}")
+            log(f"{where} {shown} lr {lr:.2e} {rate:.1f} steps/s, about {remaining / 60:.1f} min left")
             last_log = now
+        if val_loss is not None and done % cfg.steps_per_epoch == 0:
+            track_best(done)
         if now - last_val >= cfg.val_every_s:
             checkpoint(done)
             last_val = time.monotonic()
+    if val_loss is not None and done > 0:
+        if done % cfg.steps_per_epoch:
+            track_best(done)
+        assert best is not None
+        if best[1] != done:
+            log(f"kept the weights of step {best[1]} (validation loss {best[0]:.5f}, the lowest); "
+                "later steps fit the training data better but held-out data worse")
+            model.load_state_dict(best[2])
+        meta["best_step"] = best[1]
     checkpoint(done, final=True)
     log(f"wrote {out} after {done} steps in {metrics['minutes']} min")
     return metrics

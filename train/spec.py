@@ -64,6 +64,9 @@ class FamilySpec:
     code_argument: str | None = "bottleneck"  # the keyword --bottleneck sets; None: no free code size
     extra_inputs: tuple[ExtraInput, ...] = ()
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # overrides of ``axes()``
+    # > 0: a causal predictor of grey video (NCHW): the input stacks frames t-K..t as K + 1 channels and the
+    # reconstruction output is frame t predicted from the K past ones; trained on windows cut from videos.
+    past_frames: int = 0
     # Recurrent image families: channels of the state (of a colour model; a network's ``state_channels``
     # attribute, when it has one, gives its own), a graph input named ``state`` shaped like the frame batch
     # (B, state_channels, H, W), returned updated as the output of role "state"; zeros when empty.
@@ -84,6 +87,9 @@ class FamilySpec:
         if (self.state_channels > 0) != ("state" in self.outputs.values()) or (
                 self.state_channels and self.layout != "image"):
             msg = f"family {self.name!r}: a state needs an image layout, state_channels and one output of role state"
+            raise ValueError(msg)
+        if self.past_frames and self.layout != "NCHW":
+            msg = f"family {self.name!r}: past_frames needs layout NCHW (the frames stacked as channels)"
             raise ValueError(msg)
         if self.fixed_size and self.objective is None:
             msg = f"family {self.name!r}: a {self.layout} family needs an objective"

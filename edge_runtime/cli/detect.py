@@ -138,7 +138,8 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
               help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the calibrated model here (default: replace MODEL, atomically).")
-@click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], likelihood (variational), sequence (lstm) "
+@click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], scene (per-region statistics learned "
+                              "here), likelihood (variational), sequence (lstm) "
                               "[default: the card's, else from the model's outputs].")
 @click.option("--smoothing", type=click.IntRange(min=1), metavar="K",
               help="Average the scores of the last K frames (causal); the normal data must be long enough "
@@ -168,6 +169,8 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
     if camera is not None and max_frames is None:
         raise click.UsageError("--camera needs --max-frames (how many frames to learn from)")
     cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads)
+    for warning in cal.warnings:
+        click.echo(f"warning: {warning}", err=True)
     s, spec = cal.stats, cal.card.anomaly
     assert spec is not None  # calibration always writes the anomaly section
     click.echo(f"wrote {cal.written}: score {spec.score} (smoothing {spec.smoothing}), "
@@ -175,3 +178,8 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
                f"(mean {s['mean']:.4g}, p99 {s['p99']:.4g}, max {s['max']:.4g}); "
                f"{100 * s['false_alarm_on_calibration']:.2f} % of them flagged "
                f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)
+    if cal.held_out:
+        clips = ", ".join(f"{Path(str(name)).name} {100 * share:.1f} %" for name, _, share in cal.held_out)
+        click.echo(f"leave-one-clip-out estimate of false alarms on new normal footage: mean "
+                   f"{100 * s['false_alarm_held_out_mean']:.2f} %, worst {100 * s['false_alarm_held_out_worst']:.2f} % "
+                   f"({clips})", err=True)

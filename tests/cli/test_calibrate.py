@@ -19,7 +19,7 @@ from edge_runtime.card_file import fields, read_card, replace_metadata
 from edge_runtime.cli import cli
 from edge_runtime.errors import ModelLoadError
 from tests.anomaly_data import PED2, fresh_copy, scene_model
-from tests.helpers import shared
+from tests.helpers import CLEAN_CLIP, read_frames, shared
 
 pytest.importorskip("torch")
 
@@ -144,3 +144,59 @@ def test_calibrate_a_reduced_precision_model(tmp_path: Path, precision: str) -> 
     from tests.helpers import read_frames
 
     assert sum(det.score(f).flag for f in read_frames(clip, 40)) <= 4
+
+
+def test_leave_one_clip_out_estimate_is_the_share_each_clip_gets_from_the_others(tmp_path: Path) -> None:
+    """With several normal clips, each clip's estimate is the share of its frames above the threshold that
+    calibration on the other clips alone gives (checked here by calibrating on those clips)."""
+    clips = [str(shared(f"{PED2}/{c}.mp4")) for c in ("01", "04", "06")]
+    model = scene_model()
+    cal = calibrate(model, clips, max_false_alarm=0.02, score="mse", device="cpu", threads=1, write=False)
+    assert [name for name, _, _ in cal.held_out] == clips
+    det = AnomalyDetector(model, device="cpu", threads=1, score="mse")
+    for i, (clip, frames, share) in enumerate(cal.held_out):
+        others = calibrate(model, clips[:i] + clips[i + 1 :], max_false_alarm=0.02, score="mse", device="cpu",
+                           threads=1, write=False)
+        det.reset()
+        s = np.array([det.score(f).score for f in read_frames(Path(clip))])
+        assert len(s) == frames and share == pytest.approx(float(np.mean(s > others.threshold)))
+    assert cal.stats["false_alarm_held_out_mean"] == pytest.approx(np.mean([h[2] for h in cal.held_out]))
+    r = CliRunner().invoke(cli, ["calibrate", str(model), *clips, "-o", str(tmp_path / "m.onnx"), "--score", "mse",
+                                 "--max-false-alarm", "0.02", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "leave-one-clip-out estimate of false alarms on new normal footage: mean" in r.output
+
+
+def test_scene_score_learns_per_cell_statistics_into_the_card(tmp_path: Path) -> None:
+    clips = [str(shared(f"{PED2}/{c}.mp4")) for c in ("01", "04")]
+    out = tmp_path / "scene.onnx"
+    cal = calibrate(scene_model(), clips, max_false_alarm=0.02, score="scene", out=out, device="cpu", threads=1)
+    card = read_card(out)
+    assert card.anomaly.score == "scene" and card.anomaly.scene["grid"] == [16, 24]
+    assert len(card.anomaly.scene["mean"]) == 16 * 24 and min(card.anomaly.scene["std"]) > 0
+    assert len(cal.held_out) == 2
+    det = AnomalyDetector(out, device="cpu", threads=1)
+    assert det.scene_mean is not None and det.scene_mean.shape == (16, 24)
+    frames = read_frames(shared(f"{PED2}/03.mp4"), 20)
+    normal = [det.score(f).score for f in frames]
+    det.reset()
+    inverted = [det.score(255 - f).score for f in frames[:5]]
+    assert min(inverted) > max(max(normal), det.threshold)
+
+
+def test_calibrate_warns_about_short_data_and_a_shape_unlike_the_model(tmp_path: Path) -> None:
+    """One line each: too few frames for a stable threshold at the asked rate, a single clip (no estimate on new
+    footage), frames of another aspect than the model's input (640x480 into a 36x24 model)."""
+    model = fresh_copy(scene_model(), "warned.onnx")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), str(CLEAN_CLIP), "--max-false-alarm", "0.05", "--threads",
+                                 "1"])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3, r.output
+    assert "normal data is short for 5 % false alarms: 77 frames" in warnings[0]
+    assert "one normal clip" in warnings[1]
+    assert "frames are 640x480 (aspect 1.33), the model's input is 36x24 (aspect 1.50)" in warnings[2]
+    # Ped2 frames have the model's aspect; 2 clips of 300 frames suffice for 5 %
+    clips = [str(shared(f"{PED2}/{c}.mp4")) for c in ("01", "04")]
+    r = CliRunner().invoke(cli, ["calibrate", str(model), *clips, "--max-false-alarm", "0.05", "--threads", "1"])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output

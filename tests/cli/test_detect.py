@@ -131,7 +131,7 @@ def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> Non
     from edge_runtime.card_file import read_card
 
     card = read_card(model)
-    assert card.task == "anomaly" and card.family == "convolutional" and card.anomaly.threshold is None
+    assert card.task == "anomaly" and card.family == "predictor" and card.anomaly.threshold is None  # a video
     r = CliRunner().invoke(cli, ["calibrate", str(model), clip, "--max-frames", "40", "--max-false-alarm", "0.05",
                                  "--threads", "1"])
     assert r.exit_code == 0, r.output

@@ -123,3 +123,19 @@ def test_auroc_matches_pairwise_count_and_patch_max() -> None:
     assert max_patch_mean(err, 4) == 1.0 and max_patch_mean(err, 8) == pytest.approx(16 / 64)
     x = rng.random((16, 16, 1))
     assert np.allclose(ssim_map(x, x), 1.0)
+
+
+def test_timeline_axis_is_in_seconds_with_round_ticks_and_a_legend() -> None:
+    from edge_runtime.anomaly_draw import _tick_step, timeline
+
+    # at most 8 ticks, spaced 1, 2 or 5 times a power of ten
+    assert [_tick_step(s) for s in (29.9, 0.5, 1200.0, 8.0)] == [5.0, 0.1, 200.0, 1.0]
+    scores = list(np.linspace(0.0, 1.0, 300))
+    in_seconds = timeline(scores, 0.5, 0.4, [], fps=10.0)
+    in_frames = timeline(scores, 0.5, 0.4, [])
+    assert in_seconds.shape == in_frames.shape == (320, 1200, 3)
+    axis = slice(320 - 36, 320)  # the tick labels and the axis title
+    assert not np.array_equal(in_seconds[axis], in_frames[axis])  # 0..29.9 s, not 0..299 frames
+    legend = in_seconds[28:100, 1200 - 15 - 150 : 1200 - 15]  # top right of the plot
+    event_colour = np.all(legend == (200, 200, 255), axis=2)
+    assert event_colour.sum() > 100  # the legend's event swatch, though this plot has no event

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,25 @@ def test_a_card_state_missing_from_the_graph_is_refused(tmp_path: Path) -> None:
     path = _identity_onnx(tmp_path / "m.onnx", card.to_json())
     with pytest.raises(ModelCardError, match="state"):
         Model(path, device="cpu")
+
+
+@pytest.mark.parametrize(("scene", "expected"), [
+    ({"grid": [2, 2], "mean": [0.1] * 4}, "must be an object with the keys grid, mean and std"),
+    ({"grid": [2, 0], "mean": [], "std": []}, "grid is [2, 0]"),
+    ({"grid": [2, 2], "mean": [0.1] * 3, "std": [0.1] * 4}, "mean must be 4 finite numbers"),
+    ({"grid": [1, 2], "mean": [0.1, float("nan")], "std": [0.1, 0.1]}, "mean must be 2 finite numbers"),
+    ({"grid": [1, 2], "mean": [0.1, 0.1], "std": [0.1, 0.0]}, "std must be positive"),
+])
+def test_scene_statistics_are_validated(scene: dict[str, object], expected: str) -> None:
+    from edge_runtime.card import AnomalySpec
+
+    good = {"grid": [1, 2], "mean": [0.1, 0.2], "std": [0.01, 0.02]}
+    card = _card(task="anomaly", anomaly=AnomalySpec(score="scene", threshold=1.0, scene=good))
+    assert ModelCard.from_json(card.to_json()).anomaly.scene == good  # type: ignore[union-attr]
+    bad = _card(task="anomaly", anomaly=AnomalySpec(score="scene", threshold=1.0, scene=scene))
+    with pytest.raises(ModelCardError, match=r"'anomaly.scene' " + re.escape(expected)):
+        ModelCard.from_json(bad.to_json())
+    # a card written before the field existed still reads
+    old = json.loads(_card(task="anomaly", anomaly=AnomalySpec()).to_json())
+    del old["anomaly"]["scene"]
+    assert ModelCard.from_json(json.dumps(old)).anomaly.scene is None  # type: ignore[union-attr]

@@ -51,8 +51,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     if spec.code_argument:
         args[spec.code_argument] = 5
     model = spec.build(**args).eval()
-    x = torch.rand({"image": (2, c, 16, 16), "NF": (2, c * h * w), "NCHW": (2, c, h, w), "NTF": (2, 3, c * h * w)}[
-        spec.layout])
+    x = torch.rand({"image": (2, c, 16, 16), "NF": (2, c * h * w), "NCHW": (2, c + spec.past_frames, h, w),
+                    "NTF": (2, 3, c * h * w)}[spec.layout])
     extra = [torch.rand(3, int(getattr(model, e.width))) for e in spec.extra_inputs]
     if spec.state_channels:  # a recurrent image family: the state, shaped like the frame batch
         extra.append(torch.rand(2, spec.state_channels_of(model), 16, 16))
@@ -61,8 +61,8 @@ def test_every_spec_matches_its_network(family: str) -> None:
     out = (out,) if isinstance(out, torch.Tensor) else out
     assert len(out) == len(spec.outputs)
     for y, role in zip(out, spec.outputs.values(), strict=True):
-        if role in ("image", "reconstruction"):
-            assert y.shape == x.shape, role
+        if role in ("image", "reconstruction"):  # a predictor's: the present frame of the stack
+            assert y.shape == (x[:, spec.past_frames :].shape if spec.past_frames else x.shape), role
         if role == "state":
             assert y.shape == extra[-1].shape, role
         if role in ("latent", "mean") and spec.code_argument:
@@ -114,6 +114,15 @@ def train_export_run(family: str, tmp_path: Path, frames_dir: Path) -> None:
                 np.testing.assert_allclose(m.run(x), model(torch.from_numpy(x)).numpy(), atol=1e-4)
         return
     task = "anomaly" if spec.score else "reconstruct"
+    if spec.past_frames:  # a predictor: stacks of past frames + the present cut from a video
+        model, _, ckpt = fit(tmp_path, [str(CLEAN_CLIP)], family, 5, batch=4, task=task, height=16, width=24)
+        card = export_checkpoint(ckpt, out)
+        assert (card.family, card.input.past_frames, card.input.channels) == (family, spec.past_frames, 1)
+        x = np.random.default_rng(0).random((3, spec.past_frames + 1, 16, 24), dtype=np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x))[0].numpy()
+        np.testing.assert_allclose(Model(out, device="cpu", threads=1).run(x), expected, atol=1e-5)
+        return
     if spec.layout == "NTF":
         model, _, ckpt = fit(tmp_path, [str(CLEAN_CLIP)], family, 5, seq_len=6, batch=4, task=task)
     else:

@@ -103,3 +103,32 @@ def test_training_data_takes_the_runtime_suffixes() -> None:
 
     assert (data.IMAGE_SUFFIXES, data.VIDEO_SUFFIXES) == (files.IMAGE_SUFFIXES, files.VIDEO_SUFFIXES)
 
+
+
+def test_max_minutes_is_the_budget_and_the_best_validation_weights_are_kept(tmp_path: Path) -> None:
+    """--max-minutes alone lifts the preset's step cap (the tiny preset stops at 20 steps); on 60 digits at a
+    high learning rate that budget overfits, and the checkpoint holds the weights of the lowest validation MSE
+    (checked every epoch of 20 steps), not the last ones."""
+    import numpy as np
+
+    from tests.helpers import DATA
+    from train.checkpoint import load_checkpoint
+    from train.data_ae import load_images
+    from train.loop_ae import reconstruction_mse, to_tensor
+
+    table = tmp_path / "few.csv"
+    rows = np.loadtxt(DATA / "digits.csv.gz", delimiter=",", dtype=np.int64)[:60]
+    np.savetxt(table, rows, fmt="%d", delimiter=",")
+    out, conf = tmp_path / "uc.pt", tmp_path / "conf.json"
+    conf.write_text('{"model": {}}')  # the tiny preset's model arguments are the denoiser's
+    r = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--config", str(conf), "--family", "undercomplete",
+                                 str(table), "--max-minutes", "0.05", "--lr", "0.01", "--threads", "1",
+                                 "--channels", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    model, meta = load_checkpoint(out)
+    assert meta["metrics"]["steps"] > 20 and meta["metrics"]["minutes"] >= 0.04
+    assert 0 < meta["best_step"] < meta["metrics"]["steps"] and "kept the weights of step" in r.output
+    samples, _, _ = load_images([str(table)], 1, None, None)
+    _, val = split(samples, 0.08)
+    held = to_tensor(np.stack([s.image for s in val]), "NF")
+    assert reconstruction_mse(model, held) == pytest.approx(meta["metrics"]["val_mse"], abs=2e-6)

@@ -1,6 +1,13 @@
-"""Convolutional autoencoder (the classic image AE): three conv + max-pool stages down, three
-conv + upsampling stages up, a final conv to the image. Inputs are (B, C, H, W) in [0, 1] of the fixed
+"""Convolutional autoencoder (the classic image AE): three conv + max-pool stages down to a small dense code,
+three conv + upsampling stages up, a final conv to the image. Inputs are (B, C, H, W) in [0, 1] of the fixed
 size the model was built for; it pads them to a multiple of 8 inside and crops the output back.
+
+Why it looks like this (issue 14): the first version (ReLU, 16/8/8 channels, PyTorch's default init, a
+Sigmoid output) collapsed on one-class MNIST: most pixels are exact zeros, the cheapest early move is to push
+every output towards 0, the Sigmoid saturates (pre-activation about -48) and passes no gradient back, and the
+model outputs one black frame for every input. So: LeakyReLU(0.1) (no dead channels), Kaiming-normal init for
+it with zero biases (the signal keeps its scale through the layers), no BatchNorm, and a linear output trained
+with MSE, clamped to [0, 1] only in eval mode (so in the exported graph, never inside the training loss).
 """
 
 from __future__ import annotations
@@ -14,33 +21,66 @@ from torch import nn
 from train.objectives import plain_objective
 from train.spec import AUTOENCODER_OUTPUTS, FamilySpec, register_family
 
+_SLOPE = 0.1
+
+
+def _act() -> nn.LeakyReLU:
+    return nn.LeakyReLU(_SLOPE)
+
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), _act(), nn.MaxPool2d(2))
 
 
 def _up(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"))
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), _act(), nn.Upsample(scale_factor=2, mode="nearest"))
+
+
+SMALL_SIDE = 32  # frames up to this size: one object fills the frame (one-class sets like MNIST)
 
 
 class ConvAutoencoder(nn.Module):
+    """``code``: numbers of the dense code (default 8 for small frames, where one object fills the frame, 32
+    for larger ones: a scene); ``dense=False`` puts a 1x1 conv code of ``code`` channels at 1/8 of the frame
+    size instead. ``anomaly_score`` is the score the exported card names by default: ssim on small frames
+    (it ranks other digits above the trained one better than mse), mse on scenes (ssim of a scene does not
+    carry over from one normal clip to another: in a test, 15 of 30 normal frames of another clip flagged)."""
+
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28,
-                 widths: tuple[int, int, int] = (16, 8, 8)) -> None:
+                 widths: tuple[int, int, int] = (16, 32, 32), code: int | None = None,
+                 dense: bool | None = None) -> None:
         super().__init__()
+        small = max(height, width) <= SMALL_SIDE
+        code = code if code is not None else (8 if small else 32)
+        self.anomaly_score = "ssim" if small else "mse"
         c0, c1, c2 = widths
         self.channels, self.height, self.width = channels, height, width
         self.pad_h, self.pad_w = -height % 8, -width % 8
-        self.bottleneck = c2 * (height + self.pad_h) // 8 * (width + self.pad_w) // 8
-        self.encoder = nn.Sequential(_down(channels, c0), _down(c0, c1), _down(c1, c2))
-        self.decoder = nn.Sequential(_up(c2, c1), _up(c1, c1), _up(c1, c0),
-                                     nn.Conv2d(c0, channels, 3, padding=1), nn.Sigmoid())
+        h8, w8 = (height + self.pad_h) // 8, (width + self.pad_w) // 8
+        self.dense = True if dense is None else dense
+        if self.dense:
+            self.bottleneck = code
+            to_code: list[nn.Module] = [nn.Flatten(), nn.Linear(c2 * h8 * w8, code)]  # (B, code), linear
+            from_code: list[nn.Module] = [nn.Linear(code, c2 * h8 * w8), _act(), nn.Unflatten(1, (c2, h8, w8))]
+        else:
+            self.bottleneck = code * h8 * w8
+            to_code = [nn.Conv2d(c2, code, 1)]  # (B, code, H/8, W/8), linear
+            from_code = [nn.Conv2d(code, c2, 1), _act()]
+        self.encoder = nn.Sequential(_down(channels, c0), _down(c0, c1), _down(c1, c2), *to_code)
+        self.decoder = nn.Sequential(*from_code, _up(c2, c2), _up(c2, c1), _up(c1, c0),
+                                     nn.Conv2d(c0, channels, 3, padding=1))  # linear output
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, a=_SLOPE, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, self.pad_w, 0, self.pad_h))  # (B, C, H8, W8), static padding
-        return self.encoder(x)  # (B, c2, H8/8, W8/8)
+        return self.encoder(x)  # (B, code)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)[:, :, : self.height, : self.width]  # (B, C, H, W)
+        y = self.decoder(z)[:, :, : self.height, : self.width]  # (B, C, H, W)
+        return y if self.training else y.clamp(0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
@@ -48,14 +88,16 @@ class ConvAutoencoder(nn.Module):
 
 
 def convolutional(channels: int = 1, height: int = 28, width: int = 28,
-                  widths: tuple[int, int, int] = (16, 8, 8)) -> ConvAutoencoder:
-    return ConvAutoencoder(channels, height, width, tuple(widths))
+                  widths: tuple[int, int, int] = (16, 32, 32), code: int | None = None,
+                  dense: bool | None = None) -> ConvAutoencoder:
+    return ConvAutoencoder(channels, height, width, tuple(widths), code, dense)
 
 
 def image_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
     return {"channels": channels, "height": height, "width": width}
 
 
-# No --bottleneck: the code size follows from the widths and the frame size.
+# No --bottleneck: the code size is the model argument `code` (a config file's "model": {"code": N}).
+# Default score ssim (small frames; the network's anomaly_score says which one its card names).
 register_family(FamilySpec("convolutional", convolutional, layout="NCHW", outputs=AUTOENCODER_OUTPUTS,
-                           objective=plain_objective, arguments=image_arguments, code_argument=None))
+                           objective=plain_objective, score="ssim", arguments=image_arguments, code_argument=None))

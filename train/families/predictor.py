@@ -1,0 +1,91 @@
+"""Causal next-frame predictor for video anomaly detection: frames t-K..t-1 in, frame t out.
+
+A small U-Net on grey frames of a fixed size (default 80 x 120: Ped2's 240 x 360 / 3): two convs at full size,
+three stride-2 stages, bilinear upsampling with skip connections, LeakyReLU(0.1), Kaiming init, no
+normalisation. It predicts a change to the last frame (the output conv starts at zero, so an untrained model
+copies the last frame and the capacity goes to motion); clamped to [0, 1] in eval mode. Motion unlike the normal
+footage's is not predicted and shows as error. The input stacks K + 1 frames, oldest first, the present last:
+the model reads only the K past ones, so the score of frame t uses frames up to t only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.objectives import ObjectiveConfig, Parts
+from train.spec import FamilySpec, register_family
+
+PAST_FRAMES = 4
+CROP = (48, 64)  # training windows: random crops of this size (the same place in every frame of a stack)
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.LeakyReLU(0.1))
+
+
+def _up(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class FramePredictor(nn.Module):
+    def __init__(self, height: int = 80, width: int = 120, past: int = PAST_FRAMES,
+                 widths: tuple[int, int, int, int] = (12, 24, 32, 48)) -> None:
+        super().__init__()
+        w0, w1, w2, w3 = widths
+        self.height, self.width, self.past_frames = height, width, past
+        self.e0 = nn.Sequential(_conv(past, w0), _conv(w0, w0))
+        self.e1 = nn.Sequential(_conv(w0, w1, 2), _conv(w1, w1))
+        self.e2 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))
+        self.e3 = nn.Sequential(_conv(w2, w3, 2), _conv(w3, w3))
+        self.d2 = _conv(w3 + w2, w2)
+        self.d1 = _conv(w2 + w1, w1)
+        self.d0 = _conv(w1 + w0, w0)
+        self.out = nn.Conv2d(w0, 1, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.out.weight)  # starts as "copy the last frame"
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        past = x[:, : self.past_frames]  # (B, K, H, W): frames t-K..t-1; x[:, K] (frame t) is never read
+        s0 = self.e0(past)
+        s1 = self.e1(s0)  # (B, w1, H/2, W/2)
+        s2 = self.e2(s1)  # (B, w2, H/4, W/4)
+        s3 = self.e3(s2)  # (B, w3, H/8, W/8)
+        y = self.d2(torch.cat([_up(s3, s2), s2], 1))
+        y = self.d1(torch.cat([_up(y, s1), s1], 1))
+        y = self.d0(torch.cat([_up(y, s0), s0], 1))
+        pred = past[:, -1:] + self.out(y)  # (B, 1, H, W)
+        return (pred if self.training else pred.clamp(0.0, 1.0),)
+
+
+def predictor(height: int = 80, width: int = 120, past: int = PAST_FRAMES,
+              widths: tuple[int, int, int, int] = (12, 24, 32, 48)) -> FramePredictor:
+    return FramePredictor(height, width, past, tuple(widths))
+
+
+def prediction_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
+                         gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
+    """L1 error of the predicted present frame, on a random crop of the stacks (the same crop in every frame)."""
+    h, w = x.shape[-2:]
+    ch, cw = min(CROP[0], h), min(CROP[1], w)
+    i = int(torch.randint(h - ch + 1, (1,), generator=gen))
+    j = int(torch.randint(w - cw + 1, (1,), generator=gen))
+    x = x[:, :, i : i + ch, j : j + cw]  # (B, K+1, ch, cw)
+    pred = model(x)[0]
+    loss = (pred - x[:, -1:]).abs().mean()
+    return loss, {"l1": loss.item()}
+
+
+def frame_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
+    return {"height": height, "width": width}
+
+
+register_family(FamilySpec("predictor", predictor, layout="NCHW", outputs={"reconstruction": "reconstruction"},
+                           objective=prediction_objective, score="scene", arguments=frame_arguments,
+                           code_argument=None, past_frames=PAST_FRAMES))
