@@ -1,6 +1,7 @@
 """Archives of videos: one item (a video or an image folder in, one output) as a JSON-able result, the manifest
 of results (one JSON line per item, written as it finishes), a stable split into shards, and the one-process
-runner. Every way of running a batch (one process, shards under a scheduler, Ray) goes through ``denoise_item``.
+runner. Every way of running a batch (one process, shards under a scheduler, Ray) goes through ``denoise_item``;
+``edge-ae detect`` on an archive goes through ``detect_item`` (here or in shards).
 
 An output is written under a hidden temporary name and renamed when complete, so an output that exists is a
 finished one: ``--skip-existing`` after a killed run redoes only the items that had not finished, and the next run
@@ -16,15 +17,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_runtime.batch import BatchItem
 from edge_runtime.errors import EdgeAEError, OutputError
+from edge_runtime.events import HOLD
 from edge_runtime.media import Encoding
 from edge_runtime.pipeline import RunReport, run_pipeline
 from edge_runtime.sources import Source
+
+if TYPE_CHECKING:
+    from edge_runtime.anomaly import AnomalyDetector
+    from edge_runtime.detect import DetectReport
+    from edge_runtime.files import Partial
 
 # What became of an item: its output is complete (done), the run failed (failed: its readable frames may still be
 # in the output), the output was there already (skipped), a signal stopped it (interrupted: what was done is kept,
@@ -48,6 +55,7 @@ class ItemResult:
     finished: float = 0.0  # Unix time
     notes: list[str] = field(default_factory=list)
     signal: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what the command adds (detect: flagged, events)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -119,6 +127,63 @@ def denoise_item(item: BatchItem, process: Callable[[np.ndarray], np.ndarray], *
     return result
 
 
+def detect_outputs(output: Path) -> tuple[Path, Path]:
+    """The score log and event log of a batch item whose planned output is ``output`` (``a/b.mp4``:
+    ``a/b.scores.csv``, ``a/b.events.jsonl``)."""
+    base = output.with_suffix("")
+    return base.with_name(base.name + ".scores.csv"), base.with_name(base.name + ".events.jsonl")
+
+
+def detect_item(item: BatchItem, detector: AnomalyDetector, *, low: float | None = None, hold: int = HOLD,
+                max_frames: int | None = None, overwrite: bool = True, threads: int | None = None,
+                on_start: Callable[[Source], Callable[[DetectReport], None] | None] | None = None) -> ItemResult:
+    """Score one video with a calibrated ``detector`` into its score log and event log; never raises for a bad
+    input or output.
+
+    Both logs are written under temporary names and renamed only when the whole video was scored, so a failed
+    or interrupted item leaves neither. ``result.extra`` holds the flagged frames and the events.
+    """
+    from edge_runtime.detect import detect_stream
+    from edge_runtime.files import claim
+
+    scores_path, events_path = detect_outputs(item.output)
+    result = ItemResult(str(item.source), str(scores_path), "failed", worker=worker_name())
+    t0 = time.perf_counter()
+    parts: list[Partial] = []
+    try:
+        item.output.parent.mkdir(parents=True, exist_ok=True)
+        for path in (scores_path, events_path):
+            parts.append(claim(path, overwrite=overwrite))
+        source = open_item(item.source, threads)
+        try:
+            on_frame = on_start(source) if on_start is not None else None
+            report = detect_stream(detector, source, parts[0].tmp, parts[1].tmp, low=low, hold=hold,
+                                   max_frames=max_frames, on_frame=on_frame)
+        finally:
+            source.close()
+        result.frames, result.fps, result.notes = report.frames, round(report.fps, 3), report.notes
+        result.signal = report.signal
+        result.extra = {"events_path": str(events_path), "flagged": report.flagged, "events": len(report.events)}
+        if report.problems:  # a cut-off or corrupt file: its scores are not kept
+            result.error = "; ".join(report.problems)
+        elif report.interrupted:
+            result.status = "interrupted"
+        else:
+            while parts:  # the event log last: a score log without one is not a finished item
+                parts.pop(0).commit(overwrite)
+            result.status = "done"
+    except EdgeAEError as e:
+        result.error = str(e)
+    except OSError as e:
+        result.error = f"{item.output}: {e.strerror or e}"
+    finally:
+        for part in parts:
+            part.discard()
+    result.seconds = round(time.perf_counter() - t0, 3)
+    result.finished = round(time.time(), 3)
+    return result
+
+
 def skipped(item: BatchItem) -> ItemResult:
     return ItemResult(str(item.source), str(item.output), "skipped", worker=worker_name())
 
@@ -185,20 +250,21 @@ def shard(items: Sequence[BatchItem], k: int, n: int) -> list[BatchItem]:
     return [item for i, item in enumerate(items) if i % n == k - 1]
 
 
-def run_items(items: Sequence[BatchItem], new_process: Callable[[], Callable[[np.ndarray], np.ndarray]],
-              on_start: Callable[[int, BatchItem, Source], Callable[[RunReport], None] | None] | None = None,
+def run_items(items: Sequence[BatchItem], new_process: Callable[[], Any],
+              on_start: Callable[[int, BatchItem, Source], Callable[[Any], None] | None] | None = None,
               on_done: Callable[[int, ItemResult], None] | None = None, manifest: Manifest | None = None,
-              **options: Any) -> list[ItemResult]:
-    """Denoise the items one after another in this process; a failure is recorded and the next item runs; a
-    signal ends the item in flight (kept, playable) and the rest are not started.
+              run_item: Callable[..., ItemResult] = denoise_item, **options: Any) -> list[ItemResult]:
+    """Run the items one after another in this process; a failure is recorded and the next item runs; a
+    signal ends the item in flight (denoise: kept, playable) and the rest are not started.
 
-    ``new_process()`` gives the frame function of one video (called per video, so a model with state across
-    frames starts each video afresh). ``options``: of ``denoise_item``.
+    ``new_process()`` gives what ``run_item`` runs one video with: ``denoise_item``'s frame function (called
+    per video, so a model with state across frames starts each video afresh) or ``detect_item``'s detector.
+    ``options``: of ``run_item``.
     """
     results: list[ItemResult] = []
     for i, item in enumerate(items):
         start = (lambda source, i=i, item=item: on_start(i, item, source)) if on_start is not None else None
-        result = denoise_item(item, new_process(), on_start=start, **options)
+        result = run_item(item, new_process(), on_start=start, **options)
         results.append(result)
         if manifest is not None:
             manifest.write(result)
@@ -209,11 +275,11 @@ def run_items(items: Sequence[BatchItem], new_process: Callable[[], Callable[[np
     return results
 
 
-def summarise_items(results: Sequence[ItemResult], total: int) -> str:
+def summarise_items(results: Sequence[ItemResult], total: int, done: str = "denoised") -> str:
     """One line: how many of ``total`` items were done, failed, skipped and not run, and the frames written."""
     count = {s: sum(r.status == s for r in results) for s in STATUSES}
     frames = sum(r.frames for r in results)
-    parts = [f"{count['done']} of {total} videos denoised ({frames} frames)"]
+    parts = [f"{count['done']} of {total} videos {done} ({frames} frames)"]
     if count["failed"]:
         parts.append(f"{count['failed']} failed")
     if count["skipped"]:

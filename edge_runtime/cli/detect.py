@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import click
 from edge_runtime.cli.options import (
     FiniteFloatRange,
     Progress,
+    archive_options,
     camera_option,
     device_option,
     fail_on_problems,
@@ -25,18 +27,24 @@ from edge_runtime.cli.options import (
 from edge_runtime.events import HOLD, RELEASE
 
 if TYPE_CHECKING:
+    from edge_runtime.anomaly import AnomalyDetector
+    from edge_runtime.archive import ItemResult
+    from edge_runtime.batch import BatchItem
     from edge_runtime.detect import DetectReport
+    from edge_runtime.sources import Source
 
 
 @click.command()
-@click.argument("input", required=False)
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @camera_option()
 @model_option("Anomaly model: trained with 'edge-ae train --task anomaly', calibrated with 'edge-ae calibrate'.")
 @click.option("--scores", "scores_path", type=click.Path(dir_okay=False),
               help="CSV with one row per frame: frame, time, name, score, raw_score, flag.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False),
               help="JSON lines, one per event: start/end frame and time, peak score and frame.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Annotated video: heat map and score bar.")
+@click.option("-o", "--output", type=click.Path(),
+              help="Annotated video: heat map and score bar. For a batch: the folder for each video's "
+                   "NAME.scores.csv and NAME.events.jsonl.")
 @click.option("--snapshots", type=click.Path(file_okay=False), help="Folder for the peak frame of each event.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the score timeline.")
 @click.option("--threshold", type=FiniteFloatRange(min=0, min_open=True),
@@ -46,16 +54,20 @@ if TYPE_CHECKING:
                    "the median normal score (from calibration; 0 without one) up to the threshold ...")
 @click.option("--hold", type=click.IntRange(min=1), default=HOLD, show_default=True,
               help="... for this many frames in a row.")
-@max_frames_option("Stop after this many frames.")
+@max_frames_option("Stop after this many frames (per video in a batch).")
 @reconnect_option
 @overwrite_option
+@click.option("--skip-existing", is_flag=True,
+              help="In a batch: leave videos whose scores and events already exist as they are and do the rest.")
+@archive_options
 @threads_option
 @device_option
 @user_errors
-def detect(input: str | None, camera: int | None, model: str | None, scores_path: str | None, events_path: str | None,
-           output: str | None, snapshots: str | None, plot: str | None, threshold: float | None, release: float,
-           hold: int, max_frames: int | None, reconnect: bool, overwrite: bool, threads: int | None,
-           device: str) -> None:
+def detect(inputs: tuple[str, ...], camera: int | None, model: str | None, scores_path: str | None,
+           events_path: str | None, output: str | None, snapshots: str | None, plot: str | None,
+           threshold: float | None, release: float, hold: int, max_frames: int | None, reconnect: bool,
+           overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None, ray_address: str | None,
+           workers: int | None, threads: int | None, device: str) -> None:
     """Flag anomalous frames of a video, a folder of images, a stream URL or a camera.
 
     Each frame gets a score (causal: it never uses later frames); frames scoring above the
@@ -63,21 +75,43 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     once the score stays below the release level for --hold frames: --release of the way from
     the median normal score to the threshold).
 
+    Several videos, or a folder of videos (searched recursively), are a batch: each video's
+    scores and events go to -o FOLDER, mirroring the inputs (NAME.scores.csv, NAME.events.jsonl),
+    each written only once the video is done; one failure does not stop the rest.
+
     \b
     Examples:
       edge-ae detect hall.mp4 -m hall.onnx --scores scores.csv --events events.jsonl -o annotated.mp4
       edge-ae detect --camera 0 -m hall.onnx --events events.jsonl --snapshots events/
       edge-ae detect parts/ -m parts.onnx --scores scores.csv --plot timeline.png
+      edge-ae detect archive/ -m hall.onnx -o results/ --skip-existing --manifest done.jsonl --shard 2/8
     """
-    from edge_runtime.anomaly import AnomalyDetector
+    from edge_runtime.batch import is_video_folder
     from edge_runtime.detect import detect_stream
-    from edge_runtime.errors import NotCalibratedError, OutputError
+    from edge_runtime.errors import OutputError
     from edge_runtime.events import release_level
     from edge_runtime.outputs import VIDEO_OUT_SUFFIXES, check_outputs
     from edge_runtime.sources import open_source
 
-    if (input is None) == (camera is None):
-        raise click.UsageError("give exactly one of INPUT or --camera N")
+    if bool(inputs) == (camera is not None):
+        raise click.UsageError("give exactly one of INPUT (or several videos) or --camera N")
+    if overwrite and skip_existing:
+        raise click.UsageError("give -y (replace existing outputs) or --skip-existing (keep them), not both")
+    if len(inputs) > 1 or (inputs and is_video_folder(Path(inputs[0]))):
+        if any((scores_path, events_path, snapshots, plot)):
+            raise click.UsageError("--scores, --events, --snapshots and --plot are for one input; a batch writes "
+                                   "each video's scores and events into the -o folder")
+        if output is None:
+            raise click.UsageError("a batch of videos needs -o FOLDER for each video's scores and events")
+        if model is None:
+            raise click.UsageError("give --model: a calibrated anomaly model")
+        _detect_batch(inputs, output, model, threshold, release, hold, max_frames, overwrite, skip_existing,
+                      manifest, shard, ray_address, workers, threads, device)
+        return
+    input = inputs[0] if inputs else None
+    if skip_existing or manifest or shard or ray_address or workers:
+        raise click.UsageError("--skip-existing, --manifest, --shard, --ray and --workers are for a batch: a folder "
+                               "of videos or several videos")
     if not any((scores_path, events_path, output, snapshots, plot)):
         raise click.UsageError("nothing to write: give at least one of --scores, --events, -o, --snapshots, --plot")
     if model is None:
@@ -94,18 +128,11 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     if snapshots and not overwrite and Path(snapshots).is_dir() and any(Path(snapshots).glob("event_*.png")):
         msg = f"{snapshots}: already holds event snapshots; use -y (--overwrite) to replace them"
         raise OutputError(msg)
-    det = AnomalyDetector(model, device=device, threads=threads)
-    if threshold is not None:
-        det.threshold = threshold
-    if det.threshold is None:
-        msg = (f"{model}: this model has no anomaly threshold yet; calibrate it on normal footage of the scene "
-               f"first: edge-ae calibrate {model} NORMAL_DATA (or give --threshold)")
-        raise NotCalibratedError(msg)
+    det = _detector(model, threshold, device, threads)
+    assert det.threshold is not None  # _detector refuses a model without one
     source = open_source(camera if camera is not None else str(input), reconnect=reconnect,
                          on_event=lambda m: click.echo(m, err=True))
-    click.echo(f"model {det.model.path.name} ({det.model.card.family}, {det.model.card.precision}, score "
-               f"{det.score_name}, threshold {det.threshold:.4g}) on {det.model.provider}; input {source.description}",
-               err=True)
+    click.echo(f"{_describe(det)}; input {source.description}", err=True)
 
     def line(rep: DetectReport) -> str:
         return f"{rep.frames} frames {rep.fps:.1f} fps, {rep.flagged} flagged, {len(rep.events)} events closed"
@@ -126,6 +153,122 @@ def detect(input: str | None, camera: int | None, model: str | None, scores_path
     if rep.interrupted:
         sys.exit(signal_exit_code(rep.signal))
     fail_on_problems(rep.problems)
+
+
+def _detector(model: str, threshold: float | None, device: str, threads: int | None) -> AnomalyDetector:
+    """The model with its calibrated threshold (or ``threshold``); a model with neither is refused."""
+    from edge_runtime.anomaly import AnomalyDetector
+    from edge_runtime.errors import NotCalibratedError
+
+    det = AnomalyDetector(model, device=device, threads=threads)
+    if threshold is not None:
+        det.threshold = threshold
+    if det.threshold is None:
+        msg = (f"{model}: this model has no anomaly threshold yet; calibrate it on normal footage of the scene "
+               f"first: edge-ae calibrate {model} NORMAL_DATA (or give --threshold)")
+        raise NotCalibratedError(msg)
+    return det
+
+
+def _describe(det: AnomalyDetector) -> str:
+    return (f"model {det.model.path.name} ({det.model.card.family}, {det.model.card.precision}, score "
+            f"{det.score_name}, threshold {det.threshold:.4g}) on {det.model.provider}")
+
+
+def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: float | None, release: float,
+                  hold: int, max_frames: int | None, overwrite: bool, skip_existing: bool, manifest_path: str | None,
+                  shard_spec: str | None, ray_address: str | None, workers: int | None, threads: int | None,
+                  device: str) -> None:
+    """Score many videos into one folder, each into its own score log and event log; report each, then a
+    summary; exit 1 if any failed."""
+    from edge_runtime.archive import (
+        Manifest,
+        detect_item,
+        detect_outputs,
+        parse_shard,
+        pin_threads,
+        run_items,
+        shard,
+        skipped,
+        summarise_items,
+    )
+    from edge_runtime.batch import plan_batch
+    from edge_runtime.errors import OutputError
+    from edge_runtime.events import release_level
+
+    if ray_address is not None or workers is not None:
+        raise click.UsageError("--ray and --workers are for denoise; run detect on an archive with --shard K/N "
+                               "(one process per shard)")
+    items = plan_batch(inputs, output)
+    bases: dict[Path, Path] = {}
+    for item in items:
+        scores = detect_outputs(item.output)[0]
+        if scores in bases:
+            msg = f"{item.source} and {bases[scores]} would both be written to {scores}; score them in separate runs"
+            raise OutputError(msg)
+        bases[scores] = item.source
+    if shard_spec is not None:
+        try:
+            k, n = parse_shard(shard_spec)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--shard") from None
+        items = shard(items, k, n)
+        click.echo(f"shard {k}/{n}: {len(items)} videos", err=True)
+    done = [i for i in items if all(p.exists() for p in detect_outputs(i.output))]
+    there = [i for i in items if any(p.exists() for p in detect_outputs(i.output))]
+    if skip_existing:
+        there = [i for i in there if i not in done]  # half there (one log of two): redone, replacing it
+    if there and not overwrite:
+        shown = ", ".join(str(detect_outputs(i.output)[0]) for i in there[:3]) + (", ..." if len(there) > 3 else "")
+        more = "; use --skip-existing to do only the rest, or -y to redo them" if not skip_existing else \
+            " without their event logs; use -y to redo them"
+        raise click.ClickException(f"{output}: {len(there)} of the {len(items)} outputs already exist ({shown}){more}")
+    det = _detector(model, threshold, device, threads)
+    assert det.threshold is not None  # _detector refuses a model without one
+    low = release_level(det.threshold, det.stats, release)
+    manifest = Manifest(manifest_path) if manifest_path else None
+    results: list[ItemResult] = []
+    try:
+        if skip_existing and done:
+            items = [i for i in items if i not in done]
+            click.echo(f"{len(done)} videos already done in {output}, skipped (--skip-existing)", err=True)
+            for item in done:
+                if manifest is not None:
+                    manifest.write(skipped(item))
+        total = len(items)
+        pin_threads(threads)
+        click.echo(f"{_describe(det)}; {total} videos -> {output}", err=True)
+        bars: list[Progress[DetectReport]] = []
+
+        def start(i: int, item: BatchItem, source: Source) -> Callable[[DetectReport], None]:
+            bars.append(Progress(source, f"[{i + 1}/{total}] {item.source}"))
+            return bars[-1].update
+
+        def finished(i: int, r: ItemResult) -> None:
+            if bars:
+                bars[-1].done()
+            tag = f"[{i + 1}/{total}] {r.source}"
+            if r.status == "failed":
+                click.echo(f"{tag}: FAILED: {r.error} (no scores or events written)", err=True)
+            elif r.status == "interrupted":
+                click.echo(f"{tag}: stopped by {r.signal} after {r.frames} frames (no scores or events written)",
+                           err=True)
+            else:
+                click.echo(f"{tag}: done: {r.frames} frames ({r.fps:.1f} fps), {r.extra['flagged']} flagged, "
+                           f"{r.extra['events']} events -> {r.output}", err=True)
+
+        results = run_items(items, lambda: det, start, finished, manifest, run_item=detect_item, low=low, hold=hold,
+                            max_frames=max_frames, overwrite=overwrite, threads=threads)
+    finally:
+        if manifest is not None:
+            manifest.close()
+    if total:
+        click.echo(summarise_items(results, total, "scored"), err=True)
+    stopped = next((r.signal for r in results if r.signal is not None), None)
+    if stopped is not None:
+        sys.exit(signal_exit_code(stopped))
+    if any(r.status == "failed" for r in results):
+        sys.exit(1)
 
 
 @click.command()

@@ -142,3 +142,92 @@ def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> Non
     assert len(_rows(scores)) == 30
     r = CliRunner().invoke(cli, ["train", "--task", "anomaly", "--family", "conv_denoiser", clip, "-o", str(ckpt)])
     assert r.exit_code != 0 and "--task anomaly trains one of" in r.output
+
+
+ARCHIVE = ["2024/cam1/a.avi", "2024/cam2/b.avi", "2025/c.avi"]
+
+
+def _archive(tmp: Path, frames: int = 30) -> Path:
+    """Short cuts of real Ped2 clips in a tree of folders, and a corrupt video among them."""
+    root = tmp / "archive"
+    for i, name in enumerate(ARCHIVE):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        src = read_frames(shared(f"{PED2}/{i + 3:02d}.mp4"), frames)
+        w = cv2.VideoWriter(str(root / name), cv2.VideoWriter_fourcc(*"MJPG"), 10.0,
+                            (src[0].shape[1], src[0].shape[0]))
+        for f in src:
+            w.write(f)
+        w.release()
+    (root / "2024" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    return root
+
+
+def _outputs(out: Path, name: str) -> tuple[Path, Path]:
+    base = out / Path(name).with_suffix("")
+    return base.with_name(base.name + ".scores.csv"), base.with_name(base.name + ".events.jsonl")
+
+
+def test_detect_archive_writes_scores_and_events_per_video(tmp_path: Path) -> None:
+    archive, out, manifest = _archive(tmp_path), tmp_path / "out", tmp_path / "done.jsonl"
+    args = ["detect", str(archive), "-m", str(calibrated()), "-o", str(out), "--manifest", str(manifest),
+            "--threads", "1"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1, r.output  # the corrupt video failed; the rest were scored
+    assert "broken.mp4: FAILED" in r.output and "3 of 4 videos scored (90 frames), 1 failed" in r.output
+    for name in ARCHIVE:
+        scores, events = _outputs(out, name)
+        assert [int(row["frame"]) for row in _rows(scores)] == list(range(30)), name
+        assert all(json.loads(line)["threshold"] > 0 for line in events.read_text().splitlines())
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(str(p.relative_to(out)) for name in ARCHIVE for p in _outputs(out, name))
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert sorted(Path(x["source"]).name for x in lines) == ["a.avi", "b.avi", "broken.mp4", "c.avi"]
+    by_name = {Path(x["source"]).name: x for x in lines}
+    assert by_name["broken.mp4"]["status"] == "failed" and by_name["broken.mp4"]["error"]
+    for name in ARCHIVE:
+        x = by_name[Path(name).name]
+        assert x["status"] == "done" and x["frames"] == 30 and x["output"] == str(_outputs(out, name)[0])
+        assert {"flagged", "events"} <= set(x["extra"]) and x["extra"]["flagged"] >= 0
+
+    # existing outputs are refused, --skip-existing redoes nothing that finished
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and "3 of the 4 outputs already exist" in r.output and "--skip-existing" in r.output
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(cli, [*args, "--skip-existing"])
+    assert r.exit_code == 1 and "3 videos already done" in r.output and "broken.mp4: FAILED" in r.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    last = [json.loads(line) for line in manifest.read_text().splitlines()][4:]
+    assert sorted(x["status"] for x in last) == ["failed", "skipped", "skipped", "skipped"]
+    # -y redoes them
+    r = CliRunner().invoke(cli, [*args, "-y"])
+    assert r.exit_code == 1 and "3 of 4 videos scored" in r.output
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())
+
+
+def test_detect_archive_shards_cover_every_video_once(tmp_path: Path) -> None:
+    archive, out, manifest = _archive(tmp_path, frames=10), tmp_path / "out", tmp_path / "done.jsonl"
+    (archive / "2024" / "broken.mp4").unlink()
+    for k in (1, 2):
+        r = CliRunner().invoke(cli, ["detect", str(archive), "-m", str(calibrated()), "-o", str(out), "--manifest",
+                                     str(manifest), "--shard", f"{k}/2", "--threads", "1"])
+        assert r.exit_code == 0, r.output
+    sources = [json.loads(line)["source"] for line in manifest.read_text().splitlines()]
+    assert sorted(Path(s).name for s in sources) == ["a.avi", "b.avi", "c.avi"]  # each once
+    for name in ARCHIVE:
+        assert len(_rows(_outputs(out, name)[0])) == 10
+
+
+def test_detect_archive_bad_options(tmp_path: Path) -> None:
+    archive = _archive(tmp_path, frames=5)
+    base = ["detect", str(archive), "-m", str(calibrated())]
+    r = CliRunner().invoke(cli, base)
+    assert r.exit_code == 2 and "needs -o FOLDER" in r.output
+    r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--ray"])
+    assert r.exit_code == 2 and "--ray and --workers are for denoise" in r.output
+    r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--scores", str(tmp_path / "s.csv")])
+    assert r.exit_code == 2 and "for one input" in r.output
+    clip = str(archive / ARCHIVE[0])
+    r = CliRunner().invoke(cli, ["detect", clip, "-m", str(calibrated()), "--scores", str(tmp_path / "s.csv"),
+                                 "--shard", "1/2"])
+    assert r.exit_code == 2 and "are for a batch" in r.output
+    assert not (tmp_path / "o").exists()
