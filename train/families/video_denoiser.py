@@ -25,20 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from train.families.convdenoiser import _conv, _stack  # the same blocks, so the warm start maps 1:1
 from train.spec import FamilySpec, register_family
 
 STATE_CHANNELS = 4  # of a colour model: previous output RGB (3) + auxiliary recurrent map (1); grey: 2
-
-
-def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
-
-
-def _stack(channels: int, depth: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [_conv(channels, channels), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
 
 
 class VideoDenoiser(nn.Module):
