@@ -61,7 +61,8 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--width", type=click.IntRange(min=1), help="Frame width the fixed-size families resize to.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Recurrent families (video_denoiser): start from these weights: a conv_denoiser ONNX file "
-                   "(e.g. the bundled default.onnx) or checkpoint, or a video_denoiser checkpoint to go on from.")
+                   "(e.g. the bundled default.onnx) or checkpoint, or a video_denoiser ONNX file (the bundled "
+                   "video.onnx) or checkpoint to go on from.")
 def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
                   init_from: str | None, **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.

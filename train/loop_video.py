@@ -3,9 +3,10 @@ through time, warm-started from a single-frame conv_denoiser.
 
 Each step takes ``batch`` clips of ``seq_len`` frames (``patch`` x ``patch``): real video clips (30 %) and
 clips rendered from photos with synthetic motion and cuts (train.sequences). Half of the steps first run
-``BURN`` frames without gradient, so the state is trained in the regime of later frames too; the loss is
-L1 over the unrolled frames. The weights the single-frame model lacks (state inputs, gate, auxiliary map)
-learn at ``NEW_LR_SCALE`` times the rate of the pretrained ones.
+``BURN`` frames without gradient, so the state is trained in the regime of later frames too (the first
+of them, from the empty state, still counts: a stream's first frame must not fall behind the
+single-frame model); the loss is L1 over the unrolled frames. The weights the single-frame model lacks
+(state inputs, gate, auxiliary map) learn at ``NEW_LR_SCALE`` times the rate of the pretrained ones.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ VAL_CLIPS, VAL_FRAMES = 8, 10
 
 def warm_start(model: torch.nn.Module, source: str | Path) -> str:
     """Load weights into a video_denoiser ``model`` from ``source``: an exported conv_denoiser ONNX file
-    (e.g. the bundled default.onnx), a conv_denoiser checkpoint (its weights; the new ones stay as built)
-    or a video_denoiser checkpoint (all weights). Returns what was loaded, for the log."""
+    (e.g. the bundled default.onnx) or video_denoiser ONNX file (the bundled video.onnx), a conv_denoiser
+    checkpoint (its weights; the new ones stay as built) or a video_denoiser checkpoint (all weights).
+    Returns what was loaded, for the log."""
     source = Path(source)
     sd = model.state_dict()
     if source.suffix.lower() == ".onnx":
@@ -47,6 +49,7 @@ def warm_start(model: torch.nn.Module, source: str | Path) -> str:
         proto = onnx.load(str(source))
         weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
         family = "onnx"
+        _split_exported(weights, sd)
     else:
         from train.checkpoint import load_checkpoint
 
@@ -61,6 +64,24 @@ def warm_start(model: torch.nn.Module, source: str | Path) -> str:
     sd.update(matched)
     model.load_state_dict(sd)
     return f"{len(matched)} of {len(sd)} tensors from {source} ({family})"
+
+
+# An exported video_denoiser concatenates these pairs (forward) into one unnamed initializer each.
+_JOINED = (("head.0.weight", "head_state", 1), ("tail.weight", "tail_ctrl_weight", 1),
+           ("tail.bias", "tail_ctrl_bias", 0))
+
+
+def _split_exported(weights: dict[str, torch.Tensor], sd: dict[str, torch.Tensor]) -> None:
+    """In place: an exported video_denoiser's joined head/tail initializers (found by their unique shape)
+    back into the named tensors, so that --init-from takes an exported video.onnx too."""
+    for a, b, dim in _JOINED:
+        if a in weights or a not in sd or b not in sd:
+            continue
+        shape = list(sd[a].shape)
+        shape[dim] += sd[b].shape[dim]
+        found = [k for k, v in weights.items() if list(v.shape) == shape and k not in sd]
+        if len(found) == 1:
+            weights[a], weights[b] = weights.pop(found[0]).split([sd[a].shape[dim], sd[b].shape[dim]], dim)
 
 
 def _optimizer(model: torch.nn.Module) -> Callable[..., torch.optim.Optimizer]:
@@ -119,14 +140,22 @@ def train_video(cfg: TrainConfig, data: list[str], out: str | Path, log: Callabl
         noisy, clean = add_sequence_noise(batch(), rng, cfg.noise)
         burn = noisy.shape[1] - frames
         state = model.empty_state(noisy[:, 0])
-        with torch.no_grad():
-            for t in range(burn):
-                _, state = model(noisy[:, t], state)
         loss = torch.zeros(())
+        counted = frames
+        if burn:
+            # The first frame (empty state: spatial-only) is in the loss on every step, so that the first
+            # frame of a stream stays as good as the single-frame model while the shared weights move.
+            y, state = model(noisy[:, 0], state)
+            loss = loss + (y - clean[:, 0]).abs().mean()
+            counted += 1
+            state = state.detach()
+        with torch.no_grad():
+            for t in range(1 if burn else 0, burn):
+                _, state = model(noisy[:, t], state)
         for t in range(burn, noisy.shape[1]):
             y, state = model(noisy[:, t], state)
             loss = loss + (y - clean[:, t]).abs().mean()
-        return loss / frames, {}
+        return loss / counted, {}
 
     def validate() -> dict[str, Any]:
         if val is None:

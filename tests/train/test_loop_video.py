@@ -54,3 +54,24 @@ def test_train_warm_starts_and_goes_on_from_its_checkpoint(tiny_checkpoint: Path
     r = run(train_command, [str(CLEAN_CLIP), "--preset", "tiny", "--init-from", str(first), "-o", str(second)])
     assert r.exit_code == 1 and "--init-from applies to recurrent families" in r.output
     assert not torch.equal(v1.state_dict()["down1.0.weight"], single.state_dict()["down1.0.weight"])  # it trained
+
+
+def test_warm_start_from_the_exported_video_model_goes_on_from_all_of_its_weights() -> None:
+    """--init-from the bundled video.onnx: its joined head/tail initializers split back into the named
+    tensors, so the network runs as the exported graph does, state included, frame after frame."""
+    torch.set_num_threads(1)
+    model = create_model("video_denoiser").eval()
+    assert "23 of 23 tensors" in warm_start(model, default_model_path("video"))
+    onnx_model = Model("video", device="cpu", threads=1)
+    frames = read_frames(CLEAN_CLIP, 3)
+    rng = np.random.default_rng(0)
+    state = model.empty_state(torch.zeros(1, 3, 64, 96))
+    for frame in frames:
+        clean = frame[:64, :96, ::-1] / 255.0
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)
+        x = np.ascontiguousarray(noisy.transpose(2, 0, 1)[None], dtype=np.float32)
+        expected = onnx_model.session.run(None, {"input": x, "state": state.numpy()})
+        with torch.no_grad():
+            got, state = model(torch.from_numpy(x), state)
+        np.testing.assert_allclose(got.numpy(), expected[0], atol=1e-5)
+        np.testing.assert_allclose(state.numpy(), expected[1], atol=1e-5)
