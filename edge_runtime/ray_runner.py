@@ -102,6 +102,7 @@ def run_on_ray(items: Sequence[BatchItem], model: Path, spec: WorkerSpec, addres
     ``on_done`` hears of each item as it finishes (write the manifest there).
     """
     ray = connect(address)
+    started = time.time()
     total = ray.cluster_resources()
     cpus = int(total.get("CPU", 1))
     if spec.threads > cpus:
@@ -160,17 +161,35 @@ def run_on_ray(items: Sequence[BatchItem], model: Path, spec: WorkerSpec, addres
     except KeyboardInterrupt:
         for actor in actors:
             ray.kill(actor)
+        # First let the killed workers' temporary files go, so an output is either complete or absent.
+        _remove_unfinished([item for _, item, _ in inflight.values()])
         for _, item, attempt in inflight.values():
-            result = ItemResult(str(item.source), str(item.output), "cancelled", attempts=attempt, signal="SIGINT")
+            result = _cancelled(item, attempt, started)
             results.append(result)
             if on_done is not None:
                 on_done(result)
-        _remove_unfinished([item for _, item, _ in inflight.values()])
         return results, True
     finally:
         for actor in actors:
             ray.kill(actor)
     return results, False
+
+
+def _cancelled(item: BatchItem, attempt: int, started: float) -> ItemResult:
+    """The result of an item in flight when Ctrl-C came: done if its worker renamed a complete output into place
+    before it was killed (outputs are written whole or not at all), else cancelled."""
+    try:
+        finished = item.output.stat().st_mtime >= started
+    except OSError:
+        finished = False
+    if finished:
+        from edge_runtime.media import probe
+
+        info = probe(item.output)
+        return ItemResult(str(item.source), str(item.output), "done", frames=info.frames if info else 0,
+                          attempts=attempt, finished=time.time(),
+                          notes=["finished as Ctrl-C cancelled the rest"])
+    return ItemResult(str(item.source), str(item.output), "cancelled", attempts=attempt, signal="SIGINT")
 
 
 def _remove_unfinished(items: Sequence[BatchItem], wait: float = 5.0) -> None:
