@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.families_data import fit  # noqa: E402
-from tests.helpers import shared  # noqa: E402
+from tests.helpers import DATA, shared  # noqa: E402
 from train.objectives import ObjectiveConfig, corrupt_dense, gaussian_kl, jacobian_frobenius_sq  # noqa: E402
 
-DIGITS = "anomaly/digits_8x8/digits.csv.gz"
+DIGITS = str(DATA / "digits.csv.gz")  # committed (CC BY 4.0): these run on a fresh clone too
 LSTM_STEPS = 2000  # 1,200 steps passed seeds 0-4 by only 5 % (worst ratio 0.76 against 0.8); 2,000 give ~0.66
 
 
@@ -25,7 +25,7 @@ def pca_mse(train: np.ndarray, test: np.ndarray, k: int) -> float:
 
 
 def test_undercomplete_beats_pca_at_equal_bottleneck(tmp_path: Path) -> None:
-    data = str(shared(DIGITS))
+    data = DIGITS
     model, held, ckpt = fit(tmp_path, [data], "undercomplete", 1500, bottleneck=4, lr=3e-3, model={"hidden": [128]})
     payload = torch.load(ckpt, weights_only=True)
     # PCA fitted on exactly the samples the network trained on (the complement of the held-out split).
@@ -48,7 +48,7 @@ def _activations(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def test_sparse_penalty_makes_activations_sparser(tmp_path: Path) -> None:
-    data = [str(shared(DIGITS))]
+    data = [DIGITS]
     arch = {"bottleneck": 128}  # 128 hidden units for 64 inputs: overcomplete
     plain, held, _ = fit(tmp_path, data, "sparse", 500, "plain", objective={"l1": 0.0}, **arch)
     l1, _, _ = fit(tmp_path, data, "sparse", 500, "l1", objective={"l1": 0.001}, **arch)
@@ -65,7 +65,7 @@ def test_sparse_penalty_makes_activations_sparser(tmp_path: Path) -> None:
 
 
 def test_denoising_output_is_closer_to_clean_than_the_corrupted_input(tmp_path: Path) -> None:
-    model, held, _ = fit(tmp_path, [str(shared(DIGITS))], "denoising", 800, bottleneck=32)
+    model, held, _ = fit(tmp_path, [DIGITS], "denoising", 800, bottleneck=32)
     g = torch.Generator().manual_seed(5)
     for kind, cfg in (("mask", ObjectiveConfig(mask_min=0.3, mask_max=0.3)), ("gaussian", ObjectiveConfig(sigma=0.3))):
         noisy = corrupt_dense(held, cfg, g, kind=kind)
@@ -77,7 +77,7 @@ def test_denoising_output_is_closer_to_clean_than_the_corrupted_input(tmp_path: 
 
 
 def test_contractive_penalty_shrinks_the_encoder_jacobian(tmp_path: Path) -> None:
-    data = [str(shared(DIGITS))]
+    data = [DIGITS]
     plain, held, _ = fit(tmp_path, data, "contractive", 400, "plain", objective={"contractive": 0.0}, bottleneck=16)
     cae, _, _ = fit(tmp_path, data, "contractive", 400, "cae", objective={"contractive": 0.1}, bottleneck=16)
     with torch.no_grad():
@@ -105,7 +105,7 @@ def test_variational_kl_samples_and_interpolation(tmp_path: Path) -> None:
     from edge_runtime.autoencoder import Autoencoder
     from export.onnx_export import export_checkpoint
 
-    model, held, ckpt = fit(tmp_path, [str(shared(DIGITS))], "variational", 1500, bottleneck=4, lr=3e-3,
+    model, held, ckpt = fit(tmp_path, [DIGITS], "variational", 1500, bottleneck=4, lr=3e-3,
                             model={"hidden": [128]})
     with torch.no_grad():
         mean, logvar = model.encode(held)
@@ -141,7 +141,7 @@ def test_convolutional_seed_architecture_trains_and_exports(tmp_path: Path) -> N
     from train.registry import create_model
 
     # The 8x8 digits enlarged to 24x24: the three pooling stages take them to 3x3 and back.
-    model, held, ckpt = fit(tmp_path, [str(shared(DIGITS))], "convolutional", 150, batch=32, height=24, width=24)
+    model, held, ckpt = fit(tmp_path, [DIGITS], "convolutional", 150, batch=32, height=24, width=24)
     untrained = create_model("convolutional", height=24, width=24)
     assert reconstruction_mse(model, held) < 0.5 * reconstruction_mse(untrained, held)
     card = export_checkpoint(ckpt, tmp_path / "conv.onnx")
