@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from edge_runtime.cli.options import (
+    BatchProgress,
     FiniteFloatRange,
     Progress,
     archive_options,
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from edge_runtime.denoiser import Denoiser
     from edge_runtime.media import Encoding
     from edge_runtime.pipeline import RunReport
-    from edge_runtime.sources import Source
 
 
 def _has_display() -> bool:
@@ -261,18 +260,13 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
     pin_threads(threads)
     den = Denoiser(model, device=device, threads=threads, tile=tile)
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
-    bars: list[Progress[RunReport]] = []
-    def start(i: int, item: BatchItem, source: Source) -> Callable[[RunReport], None]:
-        bars.append(Progress(source, f"[{i + 1}/{total}] {item.source}"))
-        return bars[-1].update
+    progress: BatchProgress[RunReport] = BatchProgress(total)
 
     def done(i: int, result: ItemResult) -> None:
-        if bars:
-            bars[-1].done()
-        _report(f"[{i + 1}/{total}] {result.source}", result)
+        _report(progress.tag(i, result.source), result)
 
-    ran = run_items(items, lambda: den.stream().denoise, start, done, manifest, audio=audio, max_frames=max_frames,
-                    encoding=encoding, overwrite=overwrite, threads=threads)
+    ran = run_items(items, lambda: den.stream().denoise, progress.start, done, manifest, audio=audio,
+                    max_frames=max_frames, encoding=encoding, overwrite=overwrite, threads=threads)
     results.extend(ran)
     return next((r.signal for r in ran if r.signal is not None), None)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from edge_runtime.cli.options import (
+    BatchProgress,
     FiniteFloatRange,
     Progress,
     archive_options,
@@ -29,9 +29,7 @@ from edge_runtime.events import HOLD, RELEASE
 if TYPE_CHECKING:
     from edge_runtime.anomaly import AnomalyDetector
     from edge_runtime.archive import ItemResult
-    from edge_runtime.batch import BatchItem
     from edge_runtime.detect import DetectReport
-    from edge_runtime.sources import Source
 
 
 @click.command()
@@ -238,16 +236,10 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
         total = len(items)
         pin_threads(threads)
         click.echo(f"{_describe(det)}; {total} videos -> {output}", err=True)
-        bars: list[Progress[DetectReport]] = []
-
-        def start(i: int, item: BatchItem, source: Source) -> Callable[[DetectReport], None]:
-            bars.append(Progress(source, f"[{i + 1}/{total}] {item.source}"))
-            return bars[-1].update
+        progress: BatchProgress[DetectReport] = BatchProgress(total)
 
         def finished(i: int, r: ItemResult) -> None:
-            if bars:
-                bars[-1].done()
-            tag = f"[{i + 1}/{total}] {r.source}"
+            tag = progress.tag(i, r.source)
             if r.status == "failed":
                 click.echo(f"{tag}: FAILED: {r.error} (no scores or events written)", err=True)
             elif r.status == "interrupted":
@@ -257,8 +249,8 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
                 click.echo(f"{tag}: done: {r.frames} frames ({r.fps:.1f} fps), {r.extra['flagged']} flagged, "
                            f"{r.extra['events']} events -> {r.output}", err=True)
 
-        results = run_items(items, lambda: det, start, finished, manifest, run_item=detect_item, low=low, hold=hold,
-                            max_frames=max_frames, overwrite=overwrite, threads=threads)
+        results = run_items(items, lambda: det, progress.start, finished, manifest, run_item=detect_item, low=low,
+                            hold=hold, max_frames=max_frames, overwrite=overwrite, threads=threads)
     finally:
         if manifest is not None:
             manifest.close()

@@ -15,6 +15,7 @@ import click
 from edge_runtime.errors import EdgeAEError
 
 if TYPE_CHECKING:  # the commands import these when they run; --help stays quick
+    from edge_runtime.batch import BatchItem
     from edge_runtime.pipeline import RunReport
     from edge_runtime.sources import Source
 
@@ -193,3 +194,21 @@ def archive_options(fn: F) -> F:
     return click.option("--manifest", type=click.Path(dir_okay=False),
                         help="Append one JSON line per video as it finishes (source, output, status, frames, fps, "
                              "seconds, error) to this file.")(fn)
+
+
+class BatchProgress(Generic[ReportT]):
+    """One progress display per item of a batch run one after another: ``start`` is run_items' hook for each
+    item; ``tag`` closes the item's display and gives the "[i/total] source" its report line starts with."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bars: list[Progress[ReportT]] = []
+
+    def start(self, i: int, item: BatchItem, source: Source) -> Callable[[ReportT], None]:
+        self.bars.append(Progress(source, f"[{i + 1}/{self.total}] {item.source}"))
+        return self.bars[-1].update
+
+    def tag(self, i: int, source: str) -> str:
+        if self.bars:
+            self.bars[-1].done()
+        return f"[{i + 1}/{self.total}] {source}"
