@@ -55,6 +55,11 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--threads", type=click.IntRange(min=1), callback=_threads,
               help="Torch CPU threads, at most the cores this process may use.")
+@click.option("--device", help="Where to train: auto (the first CUDA GPU torch sees, else the CPU), cpu, cuda "
+                                "or cuda:N. [default: auto]")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="Processes that make training batches (image denoisers and video_denoiser); "
+                   "default: none on the CPU, up to 8 beside a GPU.")
 @click.option("--seq-len", type=click.IntRange(min=2), help="Frames per sequence cut from videos (NTF families: lstm).")
 @click.option("--bottleneck", type=click.IntRange(min=1), help="Code size (hidden units for sparse).")
 @click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")

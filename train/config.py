@@ -31,6 +31,8 @@ class TrainConfig:
     val_every_s: float = 60.0
     seed: int = 0
     threads: int | None = None
+    device: str = "auto"  # "auto": the first CUDA GPU when torch sees one, else "cpu"; or "cpu", "cuda", "cuda:N"
+    workers: int | None = None  # batch-making processes; None: none on the CPU, up to 8 beside a GPU
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     # Autoencoder families (train.loop_ae): input size, sequence length, code size, objective weights.
     height: int | None = None  # None: a table's native size, else 28 (16 for sequences)

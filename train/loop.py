@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from train.errors import ConfigError
 from train.noise import add_gaussian, corrupt, quantize
 from train.objectives import Parts
 from train.registry import family_spec, list_families
-from train.runner import checkpoint_meta, run_training, seed_torch
+from train.runner import batch_stream, checkpoint_meta, resolve_device, run_training, seed_torch, worker_count
 
 VAL_SIGMA = 25.0
 
@@ -33,10 +33,12 @@ def evaluate(model: torch.nn.Module, clean: torch.Tensor, sigma: float = VAL_SIG
              seed: int = 1234) -> tuple[float, float]:
     """(noisy PSNR, denoised PSNR) on ``clean`` with fixed AWGN of ``sigma``, clipped and rounded."""
     g = torch.Generator().manual_seed(seed)
+    clean = clean.cpu()
     noisy = quantize(add_gaussian(clean, torch.full((clean.shape[0],), sigma), g))
     was_training = model.training
     model.eval()
-    out = torch.cat([model(noisy[i : i + 4].contiguous(memory_format=torch.channels_last))
+    device = next(model.parameters()).device
+    out = torch.cat([model(noisy[i : i + 4].to(device).contiguous(memory_format=torch.channels_last)).cpu()
                      for i in range(0, len(noisy), 4)])
     model.train(was_training)
     return psnr(noisy, clean), psnr(out, clean)
@@ -55,23 +57,32 @@ def train_denoiser(
         msg = f"train_denoiser trains {', '.join(images)}; {cfg.family!r} is a fixed-size family (train_autoencoder)"
         raise ConfigError(msg)
     seed_torch(cfg)
+    device = resolve_device(cfg)
     samples = collect(data, channels=cfg.channels)
     train_set, val_set = split(samples, cfg.val_share)
-    log(f"data: {len(train_set)} training images, {len(val_set)} validation images (never trained on)")
-    sampler = PatchSampler(train_set, cfg.patch, seed=cfg.seed)
+    workers = worker_count(cfg, device)
+    log(f"data: {len(train_set)} training images, {len(val_set)} validation images (never trained on); "
+        f"training on {device}" + (f", batches made by {workers} processes" if workers else ""))
     val = validation_batch(val_set) if val_set else None
 
     model_args = {**spec.arguments(cfg.channels, None, None), **cfg.model}
     cfg = dataclasses.replace(cfg, model=model_args)
-    model = spec.build(**model_args).to(memory_format=torch.channels_last)
+    model = spec.build(**model_args).to(device, memory_format=torch.channels_last)
     model.train()
-    gen = torch.Generator().manual_seed(cfg.seed)
     meta = checkpoint_meta(cfg, noise=cfg.noise.as_card(),
                            data={"sources": [str(d) for d in data], "train_images": len(train_set),
                                  "validation_images": sorted(s.name for s in val_set)})
 
+    def make(seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        sampler = PatchSampler(train_set, cfg.patch, seed=seed)
+        gen = torch.Generator().manual_seed(seed)
+        while True:
+            yield corrupt(sampler.batch(cfg.batch), cfg.noise, gen)
+
+    batches = batch_stream(make, cfg.seed, workers, pin=device.type == "cuda")
+
     def step() -> tuple[torch.Tensor, Parts]:
-        noisy, clean = corrupt(sampler.batch(cfg.batch), cfg.noise, gen)
+        noisy, clean = (t.to(device, non_blocking=True) for t in next(batches))
         pred = model(noisy.contiguous(memory_format=torch.channels_last))
         return F.mse_loss(pred, clean), {}
 

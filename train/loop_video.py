@@ -12,7 +12,7 @@ single-frame model); the loss is L1 over the unrolled frames. The weights the si
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from train.loop import VAL_SIGMA, psnr
 from train.noise import add_gaussian, quantize
 from train.objectives import Parts
 from train.registry import family_spec
-from train.runner import checkpoint_meta, run_training, seed_torch
+from train.runner import batch_stream, checkpoint_meta, resolve_device, run_training, seed_torch, worker_count
 from train.sequences import RealClips, SyntheticClips, add_sequence_noise, load_sources
 
 BURN = 4  # frames run without gradient before the unrolled ones, on half of the steps
@@ -104,43 +104,51 @@ def train_video(cfg: TrainConfig, data: list[str], out: str | Path, log: Callabl
         msg = f"train_video trains recurrent families; {cfg.family!r} has no state (train_denoiser)"
         raise ConfigError(msg)
     seed_torch(cfg)
+    device = resolve_device(cfg)
     photos, clips = load_sources(data, cfg.patch)
     val_names = sorted(n for n in [*photos, *clips] if is_validation(n, cfg.val_share))
     if len(val_names) == len(photos) + len(clips):
         val_names = []  # too little data to hold any out
     train_photos = [img for n, img in photos.items() if n not in val_names]
     train_clips = [c for n, c in clips.items() if n not in val_names and len(c) >= cfg.seq_len + BURN]
+    workers = worker_count(cfg, device)
     log(f"data: {len(train_photos)} photos and {len(train_clips)} clips for training, "
-        f"{len(val_names)} held out for validation")
-    rng = np.random.default_rng(cfg.seed)
-    syn = SyntheticClips(train_photos, rng) if train_photos else None
-    real = RealClips(train_clips, rng) if train_clips else None
+        f"{len(val_names)} held out for validation; training on {device}"
+        + (f", clips made by {workers} processes" if workers else ""))
 
     model_args = {**spec.arguments(cfg.channels, None, None), **cfg.model}
     cfg = dataclasses.replace(cfg, model=model_args)
     model = spec.build(**model_args)
     if init_from is not None:
         log(f"warm start: {warm_start(model, init_from)}")
-    model.train()
+    model.to(device).train()
     val = _validation_clips(photos, clips, val_names, cfg.patch)
+    if val is not None:
+        val = (val[0].to(device), val[1].to(device))
     meta = checkpoint_meta(cfg, noise=cfg.noise.as_card(),
                            data={"sources": [str(d) for d in data], "train_photos": len(train_photos),
                                  "train_clips": len(train_clips), "validation": val_names,
                                  "init_from": str(init_from) if init_from is not None else None})
     frames = cfg.seq_len
 
-    def batch() -> torch.Tensor:
-        n_real = int(rng.binomial(cfg.batch, REAL_SHARE)) if syn and real else (cfg.batch if real else 0)
-        t_len = frames + (BURN if rng.random() < 0.5 else 0)
-        made = [real.clip(t_len, cfg.patch) for _ in range(n_real)] if real else []
-        made += [syn.clip(t_len, cfg.patch) for _ in range(cfg.batch - n_real)] if syn else []
-        return torch.stack(made)
+    def make(seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rng = np.random.default_rng(seed)
+        syn = SyntheticClips(train_photos, rng) if train_photos else None
+        real = RealClips(train_clips, rng) if train_clips else None
+        while True:
+            n_real = int(rng.binomial(cfg.batch, REAL_SHARE)) if syn and real else (cfg.batch if real else 0)
+            t_len = frames + (BURN if rng.random() < 0.5 else 0)
+            made = [real.clip(t_len, cfg.patch) for _ in range(n_real)] if real else []
+            made += [syn.clip(t_len, cfg.patch) for _ in range(cfg.batch - n_real)] if syn else []
+            yield add_sequence_noise(torch.stack(made), rng, cfg.noise)
+
+    batches = batch_stream(make, cfg.seed, workers, pin=device.type == "cuda")
 
     def step() -> tuple[torch.Tensor, Parts]:
-        noisy, clean = add_sequence_noise(batch(), rng, cfg.noise)
+        noisy, clean = (t.to(device, non_blocking=True) for t in next(batches))
         burn = noisy.shape[1] - frames
         state = model.empty_state(noisy[:, 0])
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=device)
         counted = frames
         if burn:
             # The first frame (empty state: spatial-only) is in the loss on every step, so that the first

@@ -7,9 +7,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from train.checkpoint import save_checkpoint
 from train.config import UNCAPPED_EPOCHS, TrainConfig
+from train.errors import ConfigError
 from train.objectives import Parts
 
 LOG_EVERY_S = 10.0
@@ -38,6 +40,63 @@ def seed_torch(cfg: TrainConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    """The device ``cfg`` asks for: "auto" is the first CUDA GPU when torch sees one, else the CPU."""
+    name = cfg.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        msg = f"device {cfg.device!r}: not a device name (auto, cpu, cuda or cuda:N)"
+        raise ConfigError(msg) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            msg = f"device {cfg.device!r}: this torch sees no CUDA GPU (torch {torch.__version__}); use --device cpu"
+            raise ConfigError(msg)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            msg = f"device {cfg.device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here"
+            raise ConfigError(msg)
+        torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest convolutions
+    elif device.type != "cpu":
+        msg = f"device {cfg.device!r}: edge-ae trains on cpu or cuda"
+        raise ConfigError(msg)
+    return device
+
+
+def worker_count(cfg: TrainConfig, device: torch.device) -> int:
+    """Batch-making processes: ``cfg.workers``, else none on the CPU (the cores train) and up to 8 beside a
+    GPU (the patches, noise and clips are made on the CPU and would starve it)."""
+    if cfg.workers is not None:
+        return cfg.workers
+    if device.type == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(8, cores - 1))
+
+
+class _Endless(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    def __init__(self, make: Callable[[int], Iterator[Any]], seed: int) -> None:
+        self.make, self.seed = make, seed
+
+    def __iter__(self) -> Iterator[Any]:
+        info = torch.utils.data.get_worker_info()
+        torch.set_num_threads(1)
+        return self.make(self.seed + 7919 * (info.id + 1 if info is not None else 0))
+
+
+def batch_stream(make: Callable[[int], Iterator[Any]], seed: int, workers: int,
+                 pin: bool = False) -> Iterator[Any]:
+    """Endless training batches from ``make(seed)``, an iterator of batches: in this process when ``workers`` is
+    0 (the same batches for the same seed), else from that many forked processes, each with its own seed."""
+    if workers <= 0:
+        return make(seed)
+    loader = torch.utils.data.DataLoader(_Endless(make, seed), batch_size=None, num_workers=workers,
+                                         pin_memory=pin, prefetch_factor=4, persistent_workers=True,
+                                         multiprocessing_context="fork")
+    return iter(loader)
 
 
 def checkpoint_meta(cfg: TrainConfig, **fields: Any) -> dict[str, Any]:

@@ -132,3 +132,27 @@ def test_max_minutes_is_the_budget_and_the_best_validation_weights_are_kept(tmp_
     _, val = split(samples, 0.08)
     held = to_tensor(np.stack([s.image for s in val]), "NF")
     assert reconstruction_mse(model, held) == pytest.approx(meta["metrics"]["val_mse"], abs=2e-6)
+
+
+def test_batch_making_processes_train_the_same_network(frames_dir: Path, tmp_path: Path) -> None:
+    """--workers makes the batches in forked processes (what a GPU run uses); the run learns as in-process."""
+    runner = CliRunner()
+    ckpt = tmp_path / "w.pt"
+    r = runner.invoke(cli, ["train", "--preset", "tiny", str(frames_dir), "-o", str(ckpt), "--workers", "2",
+                            "--device", "cpu", "--steps-per-epoch", "200", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "batches made by 2 processes" in r.output and "training on cpu" in r.output
+    val = [float(x) for x in r.output.split("denoised ")[1].split(" dB")[:1]]
+    noisy = float(r.output.split("noisy ")[1].split(" dB")[0])
+    assert val[0] > noisy + 0.5  # it learned (200 steps of the tiny model: about +0.9 dB)
+
+
+def test_an_unusable_device_is_one_clear_error(frames_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    runner = CliRunner()
+    bad = ["--device", "tpu"] if torch.cuda.is_available() else ["--device", "cuda"]
+    r = runner.invoke(cli, ["train", "--preset", "tiny", str(frames_dir), "-o", str(tmp_path / "m.pt"), *bad])
+    assert r.exit_code == 1, r.output
+    assert f"device {bad[1]!r}" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m.pt").exists()
