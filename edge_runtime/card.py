@@ -44,6 +44,9 @@ class InputSpec:
     # NCHW grey predictor: the input stacks the frames t-K..t (K = past_frames) as K + 1 channels, oldest first;
     # the reconstruction output is frame t predicted from the K past ones (the model never reads frame t).
     past_frames: int | None = None
+    # A second graph input (float32, shape (1,)) scaling the model's own estimate of the noise level: 1 removes
+    # the noise it estimates ("auto"), above 1 more, below 1 less. None: a blind model without one.
+    strength: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class ModelCard:
         d = dataclasses.asdict(self)
         if d["state"] is None:  # a card without state reads the same as before (older runtimes accept it)
             del d["state"]
+        if d["input"]["strength"] is None:  # likewise a blind model's input
+            del d["input"]["strength"]
         return d
 
     @classmethod
@@ -155,6 +160,8 @@ class ModelCard:
         if i.past_frames is not None and (not isinstance(i.past_frames, int) or isinstance(i.past_frames, bool)
                                           or i.past_frames < 1 or i.layout != "NCHW" or i.channels != 1):
             raise bad(f"'input.past_frames' is {i.past_frames!r}; expected an integer >= 1 on a grey NCHW input")
+        if i.strength is not None and (not isinstance(i.strength, str) or not i.strength or i.strength == i.name):
+            raise bad(f"'input.strength' is {i.strength!r}; expected the name of a graph input other than {i.name!r}")
         if i.grey_frames not in GREY_MODES:
             raise bad(f"'input.grey_frames' is {i.grey_frames!r}; expected one of {', '.join(GREY_MODES)}")
         if self.precision not in PRECISIONS:

@@ -158,14 +158,22 @@ class Model:
             # the frame comes first and the image output first, as run() expects
             self.input_name = self.card.input.name
             self.output_names = [n for n in self.output_names if n != state.output] + [state.output]
+        self.strength_name = self.card.input.strength
+        if self.strength_name is not None and self.strength_name not in [i.name for i in self.session.get_inputs()]:
+            msg = f"{source}: the card's strength input {self.strength_name!r} is not in the graph"
+            raise ModelCardError(msg)
         self._bound = threading.local()  # per-thread I/O binding and device input buffer
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def strength_feed(self, strength: float) -> dict[str, np.ndarray]:
+        """The strength input's feed (empty for a model without one): 1 is the model's own noise estimate."""
+        return {} if self.strength_name is None else {self.strength_name: np.array([strength], np.float32)}
+
+    def run(self, x: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Run the model's main input through it and return its first output (a recurrent model gets the
-        empty state: a still)."""
+        empty state: a still). ``strength`` scales the noise-level estimate of a model with a strength input."""
         if self.card.state is not None:
             return self.run_state(x, None)[0]
-        return self.session.run(self.output_names[:1], {self.input_name: x})[0]
+        return self.session.run(self.output_names[:1], {self.input_name: x, **self.strength_feed(strength)})[0]
 
     def empty_state(self, x: np.ndarray) -> np.ndarray:
         """A recurrent model's state before the first frame of the (N, C, H, W) input ``x`` (zeros)."""
@@ -184,7 +192,7 @@ class Model:
         out, nxt = self.session.run([self.output_names[0], spec.output], {self.input_name: x, spec.input: state})
         return out, nxt
 
-    def run_bound(self, x: np.ndarray) -> np.ndarray:
+    def run_bound(self, x: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Like ``run``, through onnxruntime I/O binding.
 
         With CUDA the input goes to a device buffer kept per thread and shape (one host-to-device
@@ -195,6 +203,8 @@ class Model:
         if self.device != "cuda":
             binding = self.session.io_binding()
             binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
+            for name, value in self.strength_feed(strength).items():
+                binding.bind_cpu_input(name, value)
             binding.bind_output(self.output_names[0], "cpu")
             self.session.run_with_iobinding(binding)
             return binding.get_outputs()[0].numpy()
@@ -207,6 +217,8 @@ class Model:
             st.key = key
         else:
             st.input.update_inplace(np.ascontiguousarray(x))
+        for name, value in self.strength_feed(strength).items():
+            st.binding.bind_cpu_input(name, value)
         self.session.run_with_iobinding(st.binding)
         return st.binding.copy_outputs_to_cpu()[0]
 

@@ -44,6 +44,12 @@ __all__ = ["OPSET", "ExportError", "build_card", "export_checkpoint", "export_mo
 
 OPSET = 17
 PARITY_FRAMES = 10  # closed-loop steps of a recurrent model's parity check
+STRENGTH_INPUT = "strength"  # the graph input (float32, (1,)) of a model with a noise-level estimate
+
+
+def takes_strength(model: nn.Module) -> bool:
+    """Whether ``model`` has a noise-level estimate that a strength input scales (conv_denoiser level=True)."""
+    return bool(getattr(model, "takes_strength", False))
 Shape = tuple[int, ...]
 
 
@@ -85,6 +91,7 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
             grey_frames="replicate" if channels == 3 else "native",
             sequence_length=size.get("seq_len"),
             past_frames=size.get("past_frames"),
+            strength=STRENGTH_INPUT if takes_strength(model) else None,
         ),
         outputs=dict(spec.outputs),
         precision=precision,
@@ -115,8 +122,9 @@ def _shapes(spec: FamilySpec, card: ModelCard) -> tuple[Shape, list[Shape]]:
     return shape(2, 5), [shape(1, 3), shape(4, i.sequence_length or 7)]
 
 
-def _input_names(spec: FamilySpec) -> list[str]:
-    return ["input", *(e.name for e in spec.extra_inputs), *([STATE_INPUT] if spec.state_channels else [])]
+def _input_names(spec: FamilySpec, model: nn.Module) -> list[str]:
+    return ["input", *(e.name for e in spec.extra_inputs), *([STATE_INPUT] if spec.state_channels else []),
+            *([STRENGTH_INPUT] if takes_strength(model) else [])]
 
 
 def to_onnx(spec: FamilySpec, model: nn.Module, card: ModelCard) -> onnx.ModelProto:
@@ -125,10 +133,12 @@ def to_onnx(spec: FamilySpec, model: nn.Module, card: ModelCard) -> onnx.ModelPr
     args = (torch.rand(example), *(torch.randn(3, int(getattr(model, e.width))) for e in spec.extra_inputs))
     if spec.state_channels:
         args = (*args, torch.rand(example[0], spec.state_channels_of(model), *example[2:]))
+    if takes_strength(model):
+        args = (*args, torch.ones(1))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, LSTM batch warnings
-        torch.onnx.export(model, args, buf, input_names=_input_names(spec), output_names=list(spec.outputs),
+        torch.onnx.export(model, args, buf, input_names=_input_names(spec, model), output_names=list(spec.outputs),
                           dynamic_axes=spec.axes(), opset_version=OPSET, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
 
@@ -139,6 +149,9 @@ def probes(spec: FamilySpec, card: ModelCard, model: nn.Module, seed: int = 0) -
     rng = np.random.default_rng(seed)
     _, shapes = _shapes(spec, card)
     feeds = [{"input": rng.random(s, dtype=np.float32)} for s in shapes]
+    if takes_strength(model):
+        for feed, strength in zip(feeds, (1.0, 1.7), strict=False):
+            feed[STRENGTH_INPUT] = np.array([strength], np.float32)
     if spec.extra_inputs:
         rows = {e.name: rng.standard_normal((5, int(getattr(model, e.width)))).astype(np.float32)
                 for e in spec.extra_inputs}

@@ -179,10 +179,11 @@ class FrameCalibration:
                       for i, f in enumerate(frames)]
         self._inputs: Iterator[np.ndarray] = iter(inputs)
         self.input_name = input_name
+        self.extra = {} if card.input.strength is None else {card.input.strength: np.ones(1, np.float32)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self._inputs, None)
-        return None if x is None else {self.input_name: x}
+        return None if x is None else {self.input_name: x, **self.extra}
 
     def rewind(self) -> None:  # part of onnxruntime's reader interface; one pass is all calibration needs
         pass
@@ -305,9 +306,10 @@ def _runner(session: ort.InferenceSession, card: ModelCard) -> Any:
 
     name = session.get_inputs()[0].name
     out = session.get_outputs()[0].name
+    extra = {} if card.input.strength is None else {card.input.strength: np.ones(1, np.float32)}
     if card.input.layout == "NHWC":
-        return lambda f: session.run([out], {name: f[None]})[0][0]
-    return lambda f: from_planes(session.run([out], {name: to_planes(f, card.input)})[0], f, card.input)
+        return lambda f: session.run([out], {name: f[None], **extra})[0][0]
+    return lambda f: from_planes(session.run([out], {name: to_planes(f, card.input), **extra})[0], f, card.input)
 
 
 def gate(reference: Path, ref_card: ModelCard, variant: Path, card: ModelCard, frames: list[np.ndarray],
