@@ -65,9 +65,9 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--height", type=click.IntRange(min=1), help="Frame height the fixed-size families resize to.")
 @click.option("--width", type=click.IntRange(min=1), help="Frame width the fixed-size families resize to.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
-              help="Recurrent families (video_denoiser): start from these weights: a conv_denoiser ONNX file "
-                   "(e.g. the bundled default.onnx) or checkpoint, or a video_denoiser ONNX file (the bundled "
-                   "video.onnx) or checkpoint to go on from.")
+              help="Image denoisers (conv_denoiser, video_denoiser): start from these weights: a conv_denoiser ONNX "
+                   "file (e.g. the bundled default.onnx) or checkpoint, or a video_denoiser ONNX file (the bundled "
+                   "video.onnx) or checkpoint to go on from; weights the source lacks start as built.")
 def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
                   init_from: str | None, **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.
@@ -114,10 +114,13 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         if spec.state_channels:
             train_video(cfg, list(data), out, log=click.echo, init_from=init_from)
             return
-        if init_from is not None:
-            raise ConfigError(f"--init-from applies to recurrent families (video_denoiser), not {spec.name!r}")
-        train = train_autoencoder if spec.fixed_size else train_denoiser
-        train(cfg, list(data), out, log=click.echo)
+        if spec.fixed_size:
+            if init_from is not None:
+                raise ConfigError(f"--init-from applies to the image denoisers (conv_denoiser, video_denoiser), "
+                                  f"not {spec.name!r}")
+            train_autoencoder(cfg, list(data), out, log=click.echo)
+            return
+        train_denoiser(cfg, list(data), out, log=click.echo, init_from=init_from)
     except TrainError as e:
         raise click.ClickException(str(e)) from None
 

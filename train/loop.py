@@ -18,6 +18,7 @@ from train.noise import add_gaussian, corrupt, quantize
 from train.objectives import Parts
 from train.registry import family_spec, list_families
 from train.runner import batch_stream, checkpoint_meta, resolve_device, run_training, seed_torch, worker_count
+from train.warm_start import warm_start
 
 VAL_SIGMA = 25.0
 LEVEL_WEIGHT = 10.0  # of the level estimate's squared error (0..1 scale; 2.5 levels off costs about an MSE of 1e-3)
@@ -57,8 +58,10 @@ def train_denoiser(
     data: list[str],
     out: str | Path,
     log: Callable[[str], None] = print,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train a blind denoiser on ``data`` and write a checkpoint to ``out``; returns its metrics."""
+    """Train a blind denoiser on ``data`` and write a checkpoint to ``out``; returns its metrics. ``init_from``:
+    start from that model's weights (train.warm_start) instead of random ones."""
     spec = family_spec(cfg.family)
     if spec.fixed_size:
         images = [f for f in list_families() if not family_spec(f).fixed_size]
@@ -75,11 +78,15 @@ def train_denoiser(
 
     model_args = {**spec.arguments(cfg.channels, None, None), **cfg.model}
     cfg = dataclasses.replace(cfg, model=model_args)
-    model = spec.build(**model_args).to(device, memory_format=torch.channels_last)
+    model = spec.build(**model_args)
+    if init_from is not None:
+        log(f"warm start: {warm_start(model, init_from)}")
+    model = model.to(device, memory_format=torch.channels_last)
     model.train()
     meta = checkpoint_meta(cfg, noise=cfg.noise.as_card(),
                            data={"sources": [str(d) for d in data], "train_images": len(train_set),
-                                 "validation_images": sorted(s.name for s in val_set)})
+                                 "validation_images": sorted(s.name for s in val_set),
+                                 "init_from": str(init_from) if init_from is not None else None})
 
     def make(seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         sampler = PatchSampler(train_set, cfg.patch, seed=seed)

@@ -156,3 +156,35 @@ def test_an_unusable_device_is_one_clear_error(frames_dir: Path, tmp_path: Path)
     assert r.exit_code == 1, r.output
     assert f"device {bad[1]!r}" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_level_model_starts_from_the_blind_model_and_exports_a_strength_input(
+        tiny_checkpoint: Path, frames_dir: Path, tmp_path: Path) -> None:
+    """--init-from a blind conv_denoiser into one with a noise-level estimate: the shared weights load, the
+    level parts start as built (the map adds nothing: the same output as the blind model), and the export
+    has a strength input that changes the output."""
+    import numpy as np
+    import torch
+
+    from train.checkpoint import load_checkpoint
+
+    ckpt, onnx_path = tmp_path / "level.pt", tmp_path / "level.onnx"
+    config = tmp_path / "level.json"
+    config.write_text(json.dumps({"model": {"widths": [16, 32, 64], "blocks": [0, 1, 1, 1, 0], "level": True}}))
+    r = CliRunner().invoke(cli, ["train", "--preset", "tiny", str(frames_dir), "--config", str(config),
+                                 "--init-from", str(tiny_checkpoint), "--steps-per-epoch", "1", "--threads", "1",
+                                 "-o", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    assert "warm start:" in r.output and "(conv_denoiser)" in r.output and "level_rms" in r.output
+    level, _ = load_checkpoint(ckpt)
+    blind, _ = load_checkpoint(tiny_checkpoint)
+    assert level.takes_strength and not blind.takes_strength
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert float((level(x) - blind(x)).abs().max()) < 0.05  # one step from the blind weights
+    r = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(onnx_path)])
+    assert r.exit_code == 0, r.output
+    model = Model(onnx_path, device="cpu")
+    assert model.card.input.strength == "strength"
+    planes = np.random.default_rng(0).random((1, 3, 32, 48), dtype=np.float32)
+    assert not np.array_equal(model.run(planes, strength=1.0), model.run(planes, strength=3.0))
