@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -101,8 +102,21 @@ def choose_providers(device: str, available: list[str] | None = None) -> list[st
         log.warning("warning: CUDA was requested but this onnxruntime offers only %s; running on CPU",
                     ", ".join(available))
     if device != "cpu" and has_cuda:
+        _preload_cuda_libraries()
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """onnxruntime-gpu finds CUDA and cuDNN installed as Python packages (e.g. beside torch) only when told to
+    load them first (onnxruntime >= 1.21); a system-wide CUDA needs nothing. Once per process."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as e:  # a missing library shows again, with its name, when the session starts
+            log.debug("onnxruntime.preload_dlls failed: %s", e)
 
 
 def session_options(threads: int | None = None, spin: bool | None = None) -> ort.SessionOptions:

@@ -283,7 +283,8 @@ def add_frame_io(proto: onnx.ModelProto, card: ModelCard) -> tuple[onnx.ModelPro
     nodes = pre + list(g.node) + post
     new_in = helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", "height", "width", 3])
     new_out = helper.make_tensor_value_info("frame_out", TensorProto.UINT8, ["batch", "height", "width", 3])
-    graph = helper.make_graph(nodes, g.name, [new_in], [new_out], initializer=[*g.initializer, *consts],
+    kept = [i for i in g.input[1:] if i.name == spec.strength]  # the strength input stays as it is
+    graph = helper.make_graph(nodes, g.name, [new_in, *kept], [new_out], initializer=[*g.initializer, *consts],
                               value_info=list(g.value_info))
     wrapped = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
     wrapped.producer_name = proto.producer_name
