@@ -26,10 +26,16 @@ class Denoiser:
     Models exported with ``--frame-io`` take uint8 BGR frames and convert inside the graph, so
     with CUDA only the uint8 frame goes to the GPU and only the uint8 result comes back.
     ``bind`` (default: on with CUDA) runs through onnxruntime I/O binding.
+
+    ``strength`` says how hard to denoise: 1 (auto) removes the noise the model estimates, more removes more,
+    less removes less, 0 returns the frame as it is. A model with a noise-level input (its card's
+    ``input.strength``) scales its own estimate of the level, so it smooths more or less where the noise is;
+    any other model's result is blended with the frame instead (``frame + strength * (result - frame)``).
     """
 
     def __init__(self, model: str | Path | Model | None = None, device: str = "auto", threads: int | None = None,
-                 tile: int | None = 2048, spin: bool | None = None, bind: bool | None = None) -> None:
+                 tile: int | None = 2048, spin: bool | None = None, bind: bool | None = None,
+                 strength: float = 1.0) -> None:
         self.model = model if isinstance(model, Model) else Model(model, device=device, threads=threads, spin=spin)
         card = self.model.card
         if card.task not in ("denoise", "both") or card.input.layout not in ("NCHW", "NHWC"):
@@ -40,6 +46,12 @@ class Denoiser:
             msg = f"tile {tile} is too small; expected at least {MIN_TILE} pixels (or None: no tiling)"
             raise ValueError(msg)
         self.tile = tile
+        if not 0.0 <= strength <= 4.0:  # also refuses nan
+            msg = f"strength {strength!r} is outside 0 to 4 (1: as the model estimates the noise)"
+            raise ValueError(msg)
+        self.strength = float(strength)
+        # Blind models: the result blended with the frame (1: the result as it is)
+        self.blend = None if card.input.strength is not None or strength == 1.0 else self.strength
         self.recurrent = card.state is not None
         # I/O binding feeds the frame only; a recurrent model runs through plain session calls
         self.bind = (self.model.device == "cuda" if bind is None else bind) and not self.recurrent
@@ -63,11 +75,17 @@ class Denoiser:
                 return self._denoise(frame[:, :, 0], stream)[:, :, None]
             return np.dstack([self._denoise(frame[:, :, :3], stream), frame[:, :, 3]])
         f = check_frame(frame)
+        if self.strength == 0.0:
+            return f.copy()
         if self.frame_io:
-            return self._denoise_frame(f)
+            out = self._denoise_frame(f)
+            if self.blend is None:
+                return out
+            mixed = f.astype(np.float32) + self.blend * (out.astype(np.float32) - f)
+            return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         x = to_planes(f, self.spec)
         if not self.recurrent:
-            return from_planes(self._run(x), f, self.spec)
+            return from_planes(self._mix(x, self._run(x)), f, self.spec)
         state = stream.state if stream is not None else None
         if state is not None and (state.shape[0], *state.shape[2:]) != (x.shape[0], *x.shape[2:]):
             state = None  # another frame size (or a grey model's plane count): start afresh
@@ -75,11 +93,18 @@ class Denoiser:
             stream.resets += 1
         y, nxt = self._run_state(x, state if state is not None else self.model.empty_state(x))
         if stream is not None:
-            stream.state = nxt
-        return from_planes(y, f, self.spec)
+            stream.state = nxt  # the model's own output goes on, whatever the strength
+        return from_planes(self._mix(x, y), f, self.spec)
+
+    def _mix(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """A blind model's planes ``y`` blended with the input planes ``x`` at ``strength`` (as they are at 1)."""
+        if self.blend is None:
+            return y
+        lo, hi = self.spec.value_range
+        return np.clip(x + self.blend * (y - x), lo, hi)
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        return self.model.run_bound(x) if self.bind else self.model.run(x)
+        return self.model.run_bound(x, self.strength) if self.bind else self.model.run(x, self.strength)
 
     def _run_state(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A recurrent model on planes and their state (same size): tiled like ``_run``, the state padded,

@@ -51,6 +51,7 @@ class WorkerSpec:
     max_frames: int | None = None
     encoding: Encoding | None = None
     overwrite: bool = True
+    strength: float = 1.0
 
 
 class DenoiseWorker:
@@ -64,7 +65,7 @@ class DenoiseWorker:
         path = Path(self.dir.name) / spec.model_name
         path.write_bytes(model_bytes)
         pin_threads(spec.threads)
-        self.denoiser = Denoiser(path, device=spec.device, threads=spec.threads, tile=spec.tile)
+        self.denoiser = Denoiser(path, device=spec.device, threads=spec.threads, tile=spec.tile, strength=spec.strength)
 
     def ready(self) -> str:
         return f"{worker_name()} ({self.denoiser.model.provider})"

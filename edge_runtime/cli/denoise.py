@@ -22,6 +22,7 @@ from edge_runtime.cli.options import (
     reconnect_option,
     runtime_options,
     signal_exit_code,
+    strength_option,
     user_errors,
 )
 
@@ -40,7 +41,9 @@ def _has_display() -> bool:
 
 
 def _describe(den: Denoiser) -> str:
-    return f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}) on {den.model.provider}"
+    strength = "" if den.strength == 1.0 else f", strength {den.strength:g}"
+    return (f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}{strength}) "
+            f"on {den.model.provider}")
 
 
 @click.command()
@@ -53,6 +56,7 @@ def _describe(den: Denoiser) -> str:
 @click.option("--tile", type=click.IntRange(128, 4096), default=2048, show_default=True,
               help="Frames with a side larger than this are processed in overlapping tiles (128 to 4096 pixels; "
                    "larger tiles need more memory: about 2.5 GB at 4096).")
+@strength_option
 @reconnect_option
 @click.option("--give-up", type=FiniteFloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               help="Stop reconnecting after this long without frames, or waiting for a stream that is not up yet "
@@ -67,8 +71,8 @@ def _describe(den: Denoiser) -> str:
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, reconnect: bool, give_up: float, audio: bool, codec: str,
-            crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None,
+            max_frames: int | None, tile: int, strength: float, reconnect: bool, give_up: float, audio: bool,
+            codec: str, crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None,
             ray_address: str | None, workers: int | None, model: str | None, device: str,
             threads: int | None) -> None:
     """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
@@ -116,7 +120,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
         _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device,
-                       threads, tile, manifest, shard, ray_address, workers)
+                       threads, tile, strength, manifest, shard, ray_address, workers)
         return
     if manifest or shard or ray_address or workers:
         raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
@@ -134,7 +138,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         click.echo(f"{output}: already exists; skipped (--skip-existing)", err=True)
         return
 
-    den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile)
+    den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile, strength=strength)
 
     def on_event(message: str) -> None:
         click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
@@ -169,7 +173,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
 def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool,
                    encoding: Encoding, overwrite: bool, skip_existing: bool, model: str | None, device: str,
-                   threads: int | None, tile: int, manifest_path: str | None, shard_spec: str | None,
+                   threads: int | None, tile: int, strength: float, manifest_path: str | None, shard_spec: str | None,
                    ray_address: str | None, workers: int | None) -> None:
     """Denoise many videos into one folder, here or on Ray; report each, then a summary; exit 1 if any failed."""
     from edge_runtime.archive import Manifest, parse_shard, read_manifest, shard, skipped, summarise_items
@@ -216,11 +220,11 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
                     manifest.write(skipped(item))
         total = len(items)
         if items and ray_address is not None:
-            stopped = _on_ray(items, model, device, threads, tile, audio, max_frames, encoding, overwrite,
+            stopped = _on_ray(items, model, device, threads, tile, strength, audio, max_frames, encoding, overwrite,
                               ray_address, workers, manifest, results, total)
         elif items:
-            stopped = _here(items, model, device, threads, tile, audio, max_frames, encoding, overwrite, manifest,
-                            results, total, output)
+            stopped = _here(items, model, device, threads, tile, strength, audio, max_frames, encoding, overwrite,
+                            manifest, results, total, output)
         else:
             stopped = None
     finally:
@@ -250,7 +254,8 @@ def _report(tag: str, r: ItemResult) -> None:
         click.echo(f"  {note}", err=True)
 
 
-def _here(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, audio: bool,
+def _here(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, strength: float,
+          audio: bool,
           max_frames: int | None, encoding: Encoding, overwrite: bool, manifest: Manifest | None,
           results: list[ItemResult], total: int, output: str) -> str | None:
     """Run the items in this process, one after another; the signal that stopped it, if one did."""
@@ -258,7 +263,7 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
     from edge_runtime.denoiser import Denoiser
 
     pin_threads(threads)
-    den = Denoiser(model, device=device, threads=threads, tile=tile)
+    den = Denoiser(model, device=device, threads=threads, tile=tile, strength=strength)
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
     progress: BatchProgress[RunReport] = BatchProgress(total)
 
@@ -271,7 +276,8 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
     return next((r.signal for r in ran if r.signal is not None), None)
 
 
-def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, audio: bool,
+def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int,
+            strength: float, audio: bool,
             max_frames: int | None, encoding: Encoding, overwrite: bool, address: str, workers: int | None,
             manifest: Manifest | None, results: list[ItemResult], total: int) -> str | None:
     """Run the items on Ray workers; "SIGINT" when Ctrl-C cancelled the rest."""
@@ -279,7 +285,7 @@ def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int
     from edge_runtime.ray_runner import WorkerSpec, run_on_ray
 
     path = resolve_model_path(model)
-    spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite)
+    spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite, strength)
 
     def ready(names: list[str]) -> None:
         click.echo(f"model {path.name} on {len(names)} Ray workers ({threads or 1} threads each): "

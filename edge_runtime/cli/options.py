@@ -212,3 +212,29 @@ class BatchProgress(Generic[ReportT]):
         if self.bars:
             self.bars[-1].done()
         return f"[{i + 1}/{self.total}] {source}"
+
+
+class Strength(click.ParamType):
+    """``auto`` (1: the model's own noise estimate) or a number from 0 to 4."""
+
+    name = "auto|NUMBER"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        if str(value).strip().lower() == "auto":
+            return 1.0
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not 0.0 <= number <= MAX_STRENGTH:  # also refuses nan
+            self.fail(f"{value!r} is outside 0 to {MAX_STRENGTH:g} (auto = 1)", param, ctx)
+        return number
+
+
+MAX_STRENGTH = 4.0
+strength_option = click.option(
+    "--strength", type=Strength(), default="auto", show_default=True,
+    help="How hard to denoise: auto removes the noise the model estimates; a number scales that (1.5 harder, 0.5 "
+         "softer, 0 leaves the frame). A model without a noise-level input blends its result with the input instead.")

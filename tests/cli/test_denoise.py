@@ -187,3 +187,28 @@ def test_videos_get_the_recurrent_model_and_stills_the_single_frame_one(tmp_path
     assert r.exit_code == 0 and "bundled model video.onnx" in r.output and "state       recurrent" in r.output
     r = runner.invoke(cli, ["info", "--for", str(tmp_path / "still.png")])
     assert r.exit_code == 0 and "bundled model default.onnx" in r.output and "state" not in r.output
+
+
+def test_strength_scales_how_much_is_removed(tmp_path: Path) -> None:
+    """--strength 0 leaves the image as it is, 0.5 removes about half of what auto removes (the bundled model is
+    blind: its result is blended with the frame), and a bad value is one clear error with nothing written."""
+    rng = np.random.default_rng(0)
+    clean = read_frames(CLEAN_CLIP, 1)[0][:96, :128]
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    src = tmp_path / "noisy.png"
+    cv2.imwrite(str(src), noisy)
+    outs = {}
+    for s in ("auto", "0.5", "0"):
+        out = tmp_path / f"s{s}.png"
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(out), "--strength", s])
+        assert r.exit_code == 0, r.output
+        outs[s] = cv2.imread(str(out)).astype(float)
+    np.testing.assert_array_equal(outs["0"], noisy)
+    full = np.abs(outs["auto"] - noisy).mean()
+    half = np.abs(outs["0.5"] - noisy).mean()
+    assert full > 5 and 0.4 * full < half < 0.6 * full
+    assert psnr(outs["auto"], clean) > psnr(outs["0.5"], clean) > psnr(noisy, clean)
+    for bad, says in (("strong", "neither 'auto' nor a number"), ("5", "outside 0 to 4"), ("nan", "outside 0 to 4")):
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "bad.png"), "--strength", bad])
+        assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "bad.png").exists()
