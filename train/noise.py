@@ -87,8 +87,9 @@ class CameraRanges:
     ccm_diag: tuple[float, float] = (1.2, 2.0)  # diagonal of the camera-to-sRGB matrix (rows sum to 1)
     p_chroma_nr: float = 0.9  # share of samples whose chroma noise the "camera" smooths
     chroma_sigma: tuple[float, float] = (1.0, 3.0)  # Gaussian sigma in pixels
-    p_luma_nr: float = 0.4
-    luma_sigma: tuple[float, float] = (0.4, 0.9)
+    chroma_keep: tuple[float, float] = (0.4, 1.0)  # share of the chroma noise amplitude left by that smoothing
+    p_luma_nr: float = 0.6
+    luma_sigma: tuple[float, float] = (0.4, 1.2)
     p_sharpen: float = 0.3
     sharpen: tuple[float, float] = (0.2, 0.8)  # unsharp-mask amount (sigma 1)
     p_jpeg: float = 0.7
@@ -109,6 +110,7 @@ class CameraParams:
     gains: torch.Tensor  # (B, 3) white-balance x brightness gains applied to raw RGB
     ccm: torch.Tensor  # (B, 3, 3) camera RGB -> linear sRGB
     chroma_sigma: torch.Tensor  # (B,)
+    chroma_keep: torch.Tensor  # (B,) factor on the chroma noise (1: untouched)
     luma_sigma: torch.Tensor  # (B,)
     sharpen: torch.Tensor  # (B,)
     jpeg_quality: torch.Tensor  # (B,) int
@@ -144,12 +146,15 @@ def sample_camera(n: int, generator: torch.Generator | None = None,
         ccm[:, i, j] = -(diag[:, i] - 1) * split[:, i]
         ccm[:, i, k] = -(diag[:, i] - 1) * (1 - split[:, i])
     q = torch.randint(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1, (n,), generator=g)
+    chroma_sigma = maybe(ranges.p_chroma_nr, *ranges.chroma_sigma)
+    chroma_keep = torch.where(chroma_sigma > 0, uniform(*ranges.chroma_keep), torch.ones(n))
     return CameraParams(
         shot=log_shot.exp(),
         read=(0.5 * log_read_var).exp(),
         gains=gains * brightness[:, None],
         ccm=ccm,
-        chroma_sigma=maybe(ranges.p_chroma_nr, *ranges.chroma_sigma),
+        chroma_sigma=chroma_sigma,
+        chroma_keep=chroma_keep,
         luma_sigma=maybe(ranges.p_luma_nr, *ranges.luma_sigma),
         sharpen=maybe(ranges.p_sharpen, *ranges.sharpen),
         jpeg_quality=torch.where(torch.rand(n, generator=g) < ranges.p_jpeg, q, torch.zeros_like(q)),
@@ -197,12 +202,14 @@ def _demosaic(raw: np.ndarray, edge_aware: bool) -> np.ndarray:
     return cv2.cvtColor(u16, code).astype(np.float32) / _RAW_SCALE - _RAW_OFFSET
 
 
-def _camera_isp(rgb: np.ndarray, chroma_sigma: float, luma_sigma: float, sharpen: float) -> np.ndarray:
-    """In-camera smoothing of chroma and luma, and unsharp masking of luma, of (H, W, 3) sRGB (linear)."""
-    if chroma_sigma <= 0 and luma_sigma <= 0 and sharpen <= 0:
+def _camera_isp(rgb: np.ndarray, chroma_sigma: float, chroma_keep: float, luma_sigma: float,
+                sharpen: float) -> np.ndarray:
+    """In-camera smoothing (and damping) of chroma, smoothing of luma, and unsharp masking of luma, of
+    (H, W, 3) sRGB (linear)."""
+    if chroma_sigma <= 0 and chroma_keep == 1 and luma_sigma <= 0 and sharpen <= 0:
         return rgb
     y = rgb @ np.array(_LUMA, np.float32)  # (H, W)
-    c = rgb - y[..., None]
+    c = (rgb - y[..., None]) * np.float32(chroma_keep)
     if chroma_sigma > 0:
         c = cv2.GaussianBlur(c, (0, 0), chroma_sigma, borderType=cv2.BORDER_REPLICATE)
     if luma_sigma > 0:
@@ -246,8 +253,8 @@ def add_realistic(clean: torch.Tensor, generator: torch.Generator | None = None,
         # Only the noise goes through the camera: the clean target keeps its detail and colours (a real
         # pair's ground truth went through the same demosaicing and smoothing as its noisy frame).
         # The in-camera smoothing and sharpening are linear, so they act on the difference alone.
-        rgb = images[i] + _camera_isp(rgb - rgb0, float(p.chroma_sigma[i]), float(p.luma_sigma[i]),
-                                      float(p.sharpen[i]))
+        rgb = images[i] + _camera_isp(rgb - rgb0, float(p.chroma_sigma[i]), float(p.chroma_keep[i]),
+                                      float(p.luma_sigma[i]), float(p.sharpen[i]))
         img = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
         q = int(p.jpeg_quality[i])
         if q > 0:
