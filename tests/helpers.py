@@ -55,3 +55,21 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float, fourcc: str = 
     for f in frames:
         w.write(f)
     w.release()
+
+
+def fixed_camera(n: int, shot: float, read: float, **steps: float) -> object:
+    """``n`` copies of one simulated camera for ``train.noise.add_realistic``: identity colour matrix, unit
+    gains, bilinear demosaicing and no in-camera step unless ``steps`` sets one (chroma_sigma, chroma_keep,
+    luma_sigma, sharpen, jpeg_quality)."""
+    import torch
+
+    from train.noise import CameraParams
+
+    def full(name: str, default: float = 0.0) -> torch.Tensor:
+        return torch.full((n,), float(steps.get(name, default)))
+
+    return CameraParams(shot=torch.full((n,), shot), read=torch.full((n,), read), gains=torch.ones(n, 3),
+                        ccm=torch.eye(3).expand(n, 3, 3).clone(), chroma_sigma=full("chroma_sigma"),
+                        chroma_keep=full("chroma_keep", 1.0),
+                        luma_sigma=full("luma_sigma"), sharpen=full("sharpen"),
+                        jpeg_quality=full("jpeg_quality").long(), edge_aware=torch.zeros(n, dtype=torch.bool))

@@ -5,7 +5,7 @@
   cuts to another photo.
 * ``RealClips``: consecutive frames (stride 1-2) of real video clips, random crop, flip, reversed play.
 * ``add_sequence_noise``: the blind noise mix of ``train.noise.NoiseConfig`` with the noise kind and level
-  fixed per clip and an independent realisation per frame.
+  (for realistic noise: the whole simulated camera) fixed per clip and an independent realisation per frame.
 * ``load_sources``: photos and clips from the `edge-ae train` data arguments.
 
 All clips are float tensors (T, 3, P, P) RGB in [0, 1].
@@ -22,7 +22,7 @@ import torch
 
 from train.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, files_under, video_frames
 from train.errors import DataError
-from train.noise import NoiseConfig, add_camera, add_gaussian, jpeg, quantize
+from train.noise import NoiseConfig, add_camera, add_gaussian, add_realistic, jpeg, quantize, sample_camera
 
 GREY_W = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_SIDE = 480  # video frames are scaled down to this side (training patches are small)
@@ -207,7 +207,8 @@ class RealClips:
 def add_sequence_noise(clean: torch.Tensor, rng: np.random.Generator,
                        cfg: NoiseConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """clean (B, T, 3, P, P) -> (noisy, clean): the blind mix of ``cfg`` (AWGN, camera shot + read noise,
-    JPEG, grey), the noise kind and level fixed per clip, an independent realisation per frame."""
+    JPEG, realistic camera noise, grey), the noise kind and level fixed per clip (for realistic noise, one
+    simulated camera per clip), an independent realisation per frame."""
     cfg = cfg or NoiseConfig()
     sigma_max = cfg.sigma_max
     b, t_len = clean.shape[:2]
@@ -219,6 +220,14 @@ def add_sequence_noise(clean: torch.Tensor, rng: np.random.Generator,
         if grey:
             x = (x * GREY_W).sum(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
             clean[i] = x
+        if cfg.p_real > 0 and rng.random() < cfg.p_real:  # no draw at 0: the other kinds stay as they were
+            g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            camera_params = sample_camera(1, g).take(torch.zeros(t_len, dtype=torch.long))
+            n = add_realistic(x, g, camera_params)
+            if grey:
+                n = quantize((n * GREY_W).sum(1, keepdim=True)).expand(-1, 3, -1, -1)
+            noisy[i] = n
+            continue
         xin = x[:, :1] if grey else x
         if rng.random() < cfg.p_camera:
             shot = torch.full((t_len,), rng.uniform(0, cfg.shot_max))
