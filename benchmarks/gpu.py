@@ -47,15 +47,17 @@ def torch_step(model: torch.nn.Module, frame: np.ndarray, device: str, dtype: to
 def throughput(make: Callable[[], Callable[[], object]], streams: int, seconds: float) -> float:
     """Frames per second of ``streams`` threads each calling its own ``make()`` back to back."""
     calls = [make() for _ in range(streams)]
-    for c in calls:
-        c()
+    with torch.inference_mode():
+        for c in calls:
+            c()
     counts = [0] * streams
     stop = time.perf_counter() + seconds
 
     def loop(i: int) -> None:
-        while time.perf_counter() < stop:
-            calls[i]()
-            counts[i] += 1
+        with torch.inference_mode():  # thread-local: each thread enters it (a recurrent state would keep graphs)
+            while time.perf_counter() < stop:
+                calls[i]()
+                counts[i] += 1
 
     start = time.perf_counter()
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(streams)]

@@ -138,3 +138,18 @@ def test_inputs_get_the_bundled_model_for_their_kind(tmp_path: Path) -> None:
     assert default_model_for("rtsp://camera/stream") == "video"
     assert default_model_for(str(folder / "a.png")) == "default" and default_model_for(str(folder)) == "default"
     assert Model("video", device="cpu").card.family == "video_denoiser"
+
+
+def test_strength_blends_a_blind_recurrent_model_and_keeps_its_state(clip: list[np.ndarray]) -> None:
+    """A blind model at strength 0.5: each frame is half-way between the frame and the full result, while the
+    state goes on from the model's own output (the same as a strength-1 stream's)."""
+    full, half = Denoiser("video").stream(), Denoiser("video", strength=0.5).stream()
+    for i, frame in enumerate(clip[:5]):
+        x = noisy(frame, i)
+        y, h = full.denoise(x).astype(float), half.denoise(x).astype(float)
+        assert np.abs(y - x).mean() > 3  # the full result differs: the blend is not trivially the frame
+        np.testing.assert_allclose(h, x + 0.5 * (y - x), atol=1.01)  # rounding to uint8 on both sides
+    assert full.state is not None and half.state is not None
+    np.testing.assert_allclose(full.state, half.state, atol=1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        Denoiser("video", strength=-1)
