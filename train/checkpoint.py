@@ -21,7 +21,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     """Write atomically: a reader never sees a half-written checkpoint under ``path``."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "state_dict": state, **meta}
+    payload = {**meta, "format": FORMAT, "version": VERSION, "state_dict": state}  # meta never replaces the weights
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
