@@ -1,6 +1,7 @@
 """The recurrent video model (bundled video.onnx) against the single-frame model (default.onnx), in one run.
 
     python -m benchmarks.video_denoise [--video MODEL] [--single MODEL] [--threads 1] [--sigmas 15 25]
+                                       [--variants video.int8.onnx video.fp16.onnx] [--speed-only]
 
 Held-out clips (never trained on by either model; the decoded frames are the reference, AWGN is added to the
 uint8 frames, clipped and rounded, the same noise for every method, frames fed in order):
@@ -16,7 +17,8 @@ single-frame outputs (weight on the previous output 0.6, falling linearly to 0 w
 Metrics: mean per-frame PSNR (dB, uint8); static-region flicker = mean |out_t - out_{t-1}| on static pixels
 (blurred clean change < 2/255, eroded 5x5) divided by the clean clip's own; the worst per-frame
 PSNR(video) - PSNR(single) on each clip (bikes: the cut clip); ms per 640x480 frame of both models
-(Denoiser calls, interleaved, median) in the same run.
+(Denoiser calls, interleaved, median) in the same run, and of each ``--variants`` model of the video one
+(its int8/fp16 files, made by ``edge-ae export --precision``) through its own stream, interleaved with them.
 """
 
 from __future__ import annotations
@@ -100,25 +102,28 @@ def run_clip(noisy: np.ndarray, single: Denoiser, video: Denoiser, sigma: float)
     return {k: np.stack(v) for k, v in outs.items()}
 
 
-def speed(single: Denoiser, video: Denoiser, reps: int) -> tuple[float, float]:
-    """Median ms per 640x480 frame of each model, calls interleaved so load from others hits both alike."""
+def speed(single: Denoiser, videos: dict[str, Denoiser], reps: int) -> tuple[float, dict[str, float]]:
+    """Median ms per 640x480 frame of the single-frame model and of each video model (each through its own
+    stream), calls interleaved so load from others hits all alike."""
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(2)]
-    stream = video.stream()
+    streams = {k: v.stream() for k, v in videos.items()}
     for f in frames:
         single.denoise(f)
-        stream.denoise(f)
-    ts, tv = [], []
+        for stream in streams.values():
+            stream.denoise(f)
+    ts: list[float] = []
+    tv: dict[str, list[float]] = {k: [] for k in streams}
     for i in range(reps):
         f = frames[i % 2]
         t0 = time.perf_counter()
         single.denoise(f)
-        t1 = time.perf_counter()
-        stream.denoise(f)
-        t2 = time.perf_counter()
-        ts.append(t1 - t0)
-        tv.append(t2 - t1)
-    return 1000 * float(np.median(ts)), 1000 * float(np.median(tv))
+        ts.append(time.perf_counter() - t0)
+        for k, stream in streams.items():
+            t0 = time.perf_counter()
+            stream.denoise(f)
+            tv[k].append(time.perf_counter() - t0)
+    return 1000 * float(np.median(ts)), {k: 1000 * float(np.median(v)) for k, v in tv.items()}
 
 
 def main() -> None:
@@ -130,6 +135,8 @@ def main() -> None:
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0])
     ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
     ap.add_argument("--speed-reps", type=int, default=15)
+    ap.add_argument("--variants", nargs="*", default=[], help="more files of the video model (int8, fp16) to time")
+    ap.add_argument("--speed-only", action="store_true", help="skip the quality runs")
     args = ap.parse_args()
     single = Denoiser(args.single, device="cpu", threads=args.threads)
     video = Denoiser(args.video, device="cpu", threads=args.threads)
@@ -137,7 +144,7 @@ def main() -> None:
           f"on {os.cpu_count()} cores", flush=True)
     rows = []
     per_frame: list[tuple[str, float, list[float]]] = []
-    for name in args.clips:
+    for name in [] if args.speed_only else args.clips:
         clean = read(*CLIPS[name])
         mask = static_mask(clean)
         fl_clean = flicker(clean, mask)
@@ -154,29 +161,35 @@ def main() -> None:
             if name == CUT_CLIP:
                 per_frame.append((name, sigma, [round(d, 2) for d in drop]))
             print(f"{name} σ{sigma:g}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in res.items()), flush=True)
-    print()
-    print("| clip | σ | noisy | single | floor (blend) | video | video − single | floor − single | static flicker "
-          "÷ clean's: single / floor / video (clean's, /255; static share) | worst frame video − single |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, sigma, res, share, worst, at, flc in rows:
-        print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | {res['floor'][0]:.2f} | "
-              f"{res['video'][0]:.2f} | {res['video'][0] - res['single'][0]:+.2f} | "
-              f"{res['floor'][0] - res['single'][0]:+.2f} | {res['single'][1]:.2f} / {res['floor'][1]:.2f} / "
-              f"{res['video'][1]:.2f} ({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
-    for sigma in args.sigmas:
-        sel = [r for r in rows if r[1] == sigma]
-        if sel:
-            g = np.mean([r[2]["video"][0] - r[2]["single"][0] for r in sel])
-            f = np.mean([r[2]["floor"][0] - r[2]["single"][0] for r in sel])
-            print(f"mean over clips, σ{sigma:g}: video − single {g:+.2f} dB, floor − single {f:+.2f} dB")
+    if rows:
+        print()
+        print("| clip | σ | noisy | single | floor (blend) | video | video − single | floor − single | static flicker "
+              "÷ clean's: single / floor / video (clean's, /255; static share) | worst frame video − single |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, sigma, res, share, worst, at, flc in rows:
+            print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | {res['floor'][0]:.2f} | "
+                  f"{res['video'][0]:.2f} | {res['video'][0] - res['single'][0]:+.2f} | "
+                  f"{res['floor'][0] - res['single'][0]:+.2f} | {res['single'][1]:.2f} / {res['floor'][1]:.2f} / "
+                  f"{res['video'][1]:.2f} ({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
+        for sigma in args.sigmas:
+            sel = [r for r in rows if r[1] == sigma]
+            if sel:
+                g = np.mean([r[2]["video"][0] - r[2]["single"][0] for r in sel])
+                f = np.mean([r[2]["floor"][0] - r[2]["single"][0] for r in sel])
+                print(f"mean over clips, σ{sigma:g}: video − single {g:+.2f} dB, floor − single {f:+.2f} dB")
     for name, sigma, d in per_frame:
         print(f"{name} σ{sigma:g}, per-frame video − single (cut at index 20): {d}")
     for threads in dict.fromkeys(args.speed_threads):
         s1 = Denoiser(args.single, device="cpu", threads=threads)
-        v1 = Denoiser(args.video, device="cpu", threads=threads)
-        ms_s, ms_v = speed(s1, v1, args.speed_reps)
-        print(f"640x480 frame, fp32, onnxruntime {threads} thread(s), median of {args.speed_reps} interleaved: single "
+        videos = {m: Denoiser(m, device="cpu", threads=threads) for m in dict.fromkeys([args.video, *args.variants])}
+        ms_s, ms = speed(s1, videos, args.speed_reps)
+        ms_v = ms[args.video]
+        print(f"640x480 frame, onnxruntime {threads} thread(s), median of {args.speed_reps} interleaved: single "
               f"{ms_s:.1f} ms, video {ms_v:.1f} ms ({1000 / ms_v:.1f} fps), ratio {ms_v / ms_s:.2f}x")
+        for m in args.variants:
+            d = videos[m].model
+            print(f"    {d.path.name} ({d.card.precision}): {ms[m]:.1f} ms ({1000 / ms[m]:.1f} fps), "
+                  f"{ms_v / ms[m]:.2f}x the video model's speed")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import pytest
 
 
@@ -24,3 +25,26 @@ def small(tmp_path_factory: pytest.TempPathFactory, frames_dir: Path) -> tuple[P
     export_checkpoint(ckpt, onnx_path)
     return ckpt, onnx_path
 
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real 640x480 clip at 160x120 (lossless FFV1): enough for clips of consecutive frames, quick to run."""
+    from tests.helpers import CLEAN_CLIP, read_frames, write_video
+
+    path = tmp_path_factory.mktemp("clip") / "small.mkv"
+    frames = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in read_frames(CLEAN_CLIP)]
+    write_video(path, frames, 25.0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video_int8(tmp_path_factory: pytest.TempPathFactory, small_clip: Path) -> tuple[Path, list[str]]:
+    """The bundled recurrent video.onnx as int8, calibrated and gated on clips of ``small_clip``; and its log."""
+    from edge_runtime.model import default_model_path
+    from export.precision import make_variant
+
+    out = tmp_path_factory.mktemp("video_int8") / "video.int8.onnx"
+    lines: list[str] = []
+    make_variant(default_model_path("video"), out, "int8", small_clip, log=lines.append)
+    return out, lines
