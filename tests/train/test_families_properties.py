@@ -140,14 +140,27 @@ def test_convolutional_seed_architecture_trains_and_exports(tmp_path: Path) -> N
     from train.loop_ae import reconstruction_mse
     from train.registry import create_model
 
-    # The 8x8 digits enlarged to 24x24: the three pooling stages take them to 3x3 and back.
+    # The 8x8 digits enlarged to 24x24: the three stride-2 stages (small frames) take them to 3x3 and back.
     model, held, ckpt = fit(tmp_path, [DIGITS], "convolutional", 150, batch=32, height=24, width=24)
-    untrained = create_model("convolutional", height=24, width=24)
+    untrained = create_model("convolutional", height=24, width=24, pool=False)
     assert reconstruction_mse(model, held) < 0.5 * reconstruction_mse(untrained, held)
     card = export_checkpoint(ckpt, tmp_path / "conv.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "conv.onnx")).graph.node]
-    assert ops.count("MaxPool") == 3 and ops.count("Resize") == 3 and ops.count("Conv") == 7
+    assert ops.count("MaxPool") == 0 and ops.count("Resize") == 3 and ops.count("Conv") == 7
     assert card.input.layout == "NCHW" and (card.input.height, card.input.width) == (24, 24)
+
+
+def test_convolutional_pools_on_scenes_and_rebuilds_old_checkpoints_with_pooling() -> None:
+    """Training names ``pool`` and ``code`` (stride 2 and 16 numbers up to 32 pixels, max-pool above); arguments
+    without them (checkpoints written before they existed) rebuild the network they were trained as."""
+    from train.families.convolutional import image_arguments
+    from train.registry import create_model
+
+    small, scene = image_arguments(1, 28, 28), image_arguments(3, 54, 96)
+    assert small["pool"] is False and small["code"] == 16 and scene["pool"] is True and "code" not in scene
+    assert create_model("convolutional", **small).bottleneck == 16
+    old = create_model("convolutional", height=28, width=28)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in old.modules()) == 3 and old.bottleneck == 8
 
 
 def test_lstm_reconstructs_real_order_better_than_shuffled_time(tmp_path: Path) -> None:
