@@ -140,14 +140,44 @@ def test_convolutional_seed_architecture_trains_and_exports(tmp_path: Path) -> N
     from train.loop_ae import reconstruction_mse
     from train.registry import create_model
 
-    # The 8x8 digits enlarged to 24x24: the three pooling stages take them to 3x3 and back.
+    # The 8x8 digits enlarged to 24x24: the three stride-2 stages (small frames) take them to 3x3 and back.
     model, held, ckpt = fit(tmp_path, [DIGITS], "convolutional", 150, batch=32, height=24, width=24)
-    untrained = create_model("convolutional", height=24, width=24)
+    untrained = create_model("convolutional", height=24, width=24, pool=False)
     assert reconstruction_mse(model, held) < 0.5 * reconstruction_mse(untrained, held)
     card = export_checkpoint(ckpt, tmp_path / "conv.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "conv.onnx")).graph.node]
-    assert ops.count("MaxPool") == 3 and ops.count("Resize") == 3 and ops.count("Conv") == 7
+    assert ops.count("MaxPool") == 0 and ops.count("Resize") == 3 and ops.count("Conv") == 7
     assert card.input.layout == "NCHW" and (card.input.height, card.input.width) == (24, 24)
+
+
+def test_convolutional_pools_on_scenes_and_rebuilds_old_checkpoints_with_pooling() -> None:
+    """Training names ``pool`` and ``code`` (stride 2 and 16 numbers up to 32 pixels, max-pool above); arguments
+    without them (checkpoints written before they existed) rebuild the network they were trained as."""
+    from train.families.convolutional import image_arguments
+    from train.registry import create_model
+
+    small, scene = image_arguments(1, 28, 28), image_arguments(3, 54, 96)
+    assert small["pool"] is False and small["code"] == 16 and scene["pool"] is True and "code" not in scene
+    assert create_model("convolutional", **small).bottleneck == 16
+    old = create_model("convolutional", height=28, width=28)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in old.modules()) == 3 and old.bottleneck == 8
+
+
+def test_convolutional_trains_on_corrupted_small_frames_and_clean_scenes() -> None:
+    """Denoising training on small frames only: on a scene it cost the Intel benchmark its AUROC (0.999 -> 0.83)."""
+    from train.families.convolutional import convolutional_objective
+    from train.objectives import denoising_objective, plain_objective
+    from train.registry import create_model
+
+    cfg = ObjectiveConfig()
+    for (h, w), expected in (((28, 28), denoising_objective), ((40, 48), plain_objective)):
+        model = create_model("convolutional", height=h, width=w).eval()  # eval: clamped, deterministic
+        x = torch.rand(4, 1, h, w, generator=torch.Generator().manual_seed(0))
+        got, _ = convolutional_objective(model, x, cfg, torch.Generator().manual_seed(1))
+        want, _ = expected(model, x, cfg, torch.Generator().manual_seed(1))
+        other, _ = (plain_objective if expected is denoising_objective else denoising_objective)(
+            model, x, cfg, torch.Generator().manual_seed(1))
+        assert torch.equal(got, want) and not torch.equal(got, other), (h, w)
 
 
 def test_lstm_reconstructs_real_order_better_than_shuffled_time(tmp_path: Path) -> None:
