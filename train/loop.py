@@ -111,7 +111,8 @@ def train_denoiser(
         miss = est - true
         level_loss = (torch.where(miss < 0, UNDER, 1 - UNDER) * miss**2).mean()
         mse = F.mse_loss(pred, clean)
-        return mse + LEVEL_WEIGHT * level_loss, {"mse": mse.item(), "level_rms": float(miss.pow(2).mean().sqrt()) * 255}
+        rms = float(miss.detach().pow(2).mean().sqrt()) * 255  # the estimate's error in 0..255 levels
+        return mse + LEVEL_WEIGHT * level_loss, {"mse": mse.item(), "level_rms": rms}
 
     def validate() -> dict[str, Any]:
         if val is None:
