@@ -138,8 +138,10 @@ def video_denoiser(
     widths: tuple[int, int, int] = (32, 64, 128),
     blocks: tuple[int, int, int, int, int] = (0, 1, 2, 1, 0),
     cut_reset: bool = True,
+    cut_threshold: float = 0.10,
 ) -> VideoDenoiser:
-    return VideoDenoiser(channels=channels, widths=tuple(widths), blocks=tuple(blocks), cut_reset=cut_reset)
+    return VideoDenoiser(channels=channels, widths=tuple(widths), blocks=tuple(blocks), cut_reset=cut_reset,
+                         cut_threshold=cut_threshold)
 
 
 def channel_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
