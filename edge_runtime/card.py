@@ -182,8 +182,8 @@ class ModelCard:
                 raise bad(f"'state.output' {s.output!r} is not an output of role 'state'")
             if not s.input or s.input == i.name:
                 raise bad(f"'state.input' is {s.input!r}; expected a graph input other than {i.name!r}")
-            if i.layout != "NCHW":
-                raise bad(f"'state' needs layout NCHW, not {i.layout}")
+            if i.layout not in ("NCHW", "NHWC"):  # NHWC: uint8 frames (--frame-io); the state stays NCHW float32
+                raise bad(f"'state' needs image frames (layout NCHW or NHWC), not {i.layout}")
         if self.anomaly is not None and self.anomaly.scene is not None:
             problem = _scene_problem(self.anomaly.scene)
             if problem:

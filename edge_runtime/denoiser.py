@@ -78,7 +78,7 @@ class Denoiser:
         if self.strength == 0.0:
             return f.copy()
         if self.frame_io:
-            out = self._denoise_frame(f)
+            out = self._denoise_frame_state(f, stream) if self.recurrent else self._denoise_frame(f)
             if self.blend is None:
                 return out
             mixed = f.astype(np.float32) + self.blend * (out.astype(np.float32) - f)
@@ -121,6 +121,33 @@ class Denoiser:
             y[:, :, y0:y1, x0:x1] = out[:, :, :th, :tw][keep]
             nxt[:, :, y0:y1, x0:x1] = st[:, :, :th, :tw][keep]
         return y, nxt
+
+    def _denoise_frame_state(self, f: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
+        """A recurrent model exported with --frame-io: uint8 frame in and out, the float state beside it (tiled
+        and padded like ``_run_state``)."""
+        bgr = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f
+        h, w = bgr.shape[:2]
+        state = stream.state if stream is not None else None
+        if state is not None and state.shape[2:] != (h, w):
+            state = None  # another frame size: start afresh
+            assert stream is not None
+            stream.resets += 1
+        if state is None:
+            state = self.model.empty_state(bgr[None])
+        out = np.empty_like(bgr)
+        nxt = np.empty(state.shape, dtype=np.float32)
+        m = self.spec.spatial_multiple
+        for (ya, yb, xa, xb), (y0, y1, x0, x1) in _tiles(h, w, self.tile):
+            th, tw = yb - ya, xb - xa
+            padded, _ = pad_to_multiple(np.ascontiguousarray(bgr[ya:yb, xa:xb]), m)
+            res, st = self.model.run_state(padded[None], pad_planes(np.ascontiguousarray(state[:, :, ya:yb, xa:xb]), m))
+            out[y0:y1, x0:x1] = res[0, :th, :tw][y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+            nxt[:, :, y0:y1, x0:x1] = st[:, :, :th, :tw][:, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+        if stream is not None:
+            stream.state = nxt
+        if f.ndim == 2:
+            return ((out.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8)
+        return out
 
     def _denoise_frame(self, f: np.ndarray) -> np.ndarray:
         """uint8 frame in, uint8 frame out: the model converts (NHWC BGR, padded to its multiple)."""

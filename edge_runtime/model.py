@@ -190,12 +190,14 @@ class Model:
         return self.session.run(self.output_names[:1], {self.input_name: x, **self.strength_feed(strength)})[0]
 
     def empty_state(self, x: np.ndarray) -> np.ndarray:
-        """A recurrent model's state before the first frame of the (N, C, H, W) input ``x`` (zeros)."""
+        """A recurrent model's state before the first frame of the input ``x`` (zeros): (N, C, H, W) float planes,
+        or (N, H, W, 3) uint8 frames for a model exported with --frame-io; the state is (N, S, H, W) float32."""
         spec = self.card.state
         if spec is None:
             msg = f"{self.path}: not a recurrent model (its card has no state)"
             raise ValueError(msg)
-        return np.zeros((x.shape[0], spec.channels, *x.shape[2:]), np.float32)
+        size = x.shape[1:3] if self.card.input.layout == "NHWC" else x.shape[2:]
+        return np.zeros((x.shape[0], spec.channels, *size), np.float32)
 
     def run_state(self, x: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """One step of a recurrent model: (image output, next state); ``state`` None is the empty state."""

@@ -390,14 +390,19 @@ def add_frame_io(proto: onnx.ModelProto, card: ModelCard) -> tuple[onnx.ModelPro
     nodes = pre + list(g.node) + post
     new_in = helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", "height", "width", 3])
     new_out = helper.make_tensor_value_info("frame_out", TensorProto.UINT8, ["batch", "height", "width", 3])
-    kept = [i for i in g.input[1:] if i.name == spec.strength]  # the strength input stays as it is
-    graph = helper.make_graph(nodes, g.name, [new_in, *kept], [new_out], initializer=[*g.initializer, *consts],
+    state = card.state
+    # The strength input, and a recurrent model's float32 state input and output, stay as they are.
+    kept = [i for i in g.input[1:] if i.name in (spec.strength, state.input if state else None)]
+    kept_out = [o for o in g.output if state is not None and o.name == state.output]
+    graph = helper.make_graph(nodes, g.name, [new_in, *kept], [new_out, *kept_out],
+                              initializer=[*g.initializer, *consts],
                               value_info=list(g.value_info))
     wrapped = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
     wrapped.producer_name = proto.producer_name
     new_spec = dataclasses.replace(spec, name="frame", layout="NHWC", dtype="uint8", color_order="BGR",
                                    value_range=(0.0, 255.0))
-    new_card = dataclasses.replace(card, input=new_spec, outputs={"frame_out": "image"})
+    outputs = {"frame_out": "image", **({state.output: "state"} if state is not None else {})}
+    new_card = dataclasses.replace(card, input=new_spec, outputs=outputs)
     return wrapped, new_card
 
 
@@ -548,9 +553,6 @@ def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration:
         msg = f"{fp32}: the source model must be fp32, not {card.precision}"
         raise PrecisionError(msg)
     recurrent = card.state is not None
-    if recurrent and frame_io:  # the uint8 frame wrapper has no place for the float32 state planes
-        msg = f"{fp32}: a recurrent model ({card.family}) has no --frame-io variant; export it without --frame-io"
-        raise PrecisionError(msg)
 
     calib: list[np.ndarray] = []
     clips: list[list[np.ndarray]] = []

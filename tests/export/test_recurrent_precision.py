@@ -115,9 +115,27 @@ def test_bad_calibration_keeps_layers_float_and_a_tight_gate_refuses_writing_not
     assert [p.name for p in outdir.iterdir()] == ["video.int8.onnx"]
 
 
-def test_recurrent_variants_need_clips_and_have_no_frame_io(small_clip: Path, tmp_path: Path) -> None:
-    with pytest.raises(PrecisionError, match="--frame-io"):
-        make_variant(default_model_path("video"), tmp_path / "a.onnx", "fp16", small_clip, frame_io=True)
+def test_recurrent_variants_need_clips(tmp_path: Path) -> None:
     with pytest.raises(PrecisionError, match="clips of consecutive frames: give --calibration"):
         make_variant(default_model_path("video"), tmp_path / "b.onnx", "int8")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_recurrent_frame_io_variant_takes_uint8_frames_and_keeps_the_float_state(small_clip: Path,
+                                                                                  tmp_path: Path) -> None:
+    """--frame-io on the video model: uint8 BGR frames in and out, the float32 state beside them; as a stream it
+    gives what the fp32 model gives (to a level), grey frames come back grey, and a new frame size resets."""
+    out = tmp_path / "video.fp16.frame.onnx"
+    card = make_variant(default_model_path("video"), out, "fp16", small_clip, frame_io=True)
+    assert card.input.layout == "NHWC" and card.state is not None and card.outputs["frame_out"] == "image"
+    assert _state_io(out) == {"frame": "tensor(uint8)", "state": "tensor(float)", "frame_out": "tensor(uint8)",
+                              "state_out": "tensor(float)"}
+    clean = read_frames(small_clip, 10)
+    ref, var = Denoiser("video", device="cpu").stream(), Denoiser(out, device="cpu").stream()
+    for t, f in enumerate(clean):
+        x = _noisy(f, 20, t)
+        a, b = ref.denoise(x), var.denoise(x)
+        assert np.abs(a.astype(int) - b).max() <= 2, t
+    assert var.state is not None and var.state.dtype == np.float32 and var.state.shape[2:] == clean[0].shape[:2]
+    grey = var.denoise(cv2.cvtColor(clean[0], cv2.COLOR_BGR2GRAY)[:64, :96])
+    assert grey.shape == (64, 96) and var.resets == 1
