@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from edge_runtime.errors import ModelCardError
 from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_multiple, to_planes
@@ -53,8 +54,8 @@ class Denoiser:
         # Blind models: the result blended with the frame (1: the result as it is)
         self.blend = None if card.input.strength is not None or strength == 1.0 else self.strength
         self.recurrent = card.state is not None
-        # I/O binding feeds the frame only; a recurrent model runs through plain session calls
-        self.bind = (self.model.device == "cuda" if bind is None else bind) and not self.recurrent
+        # I/O binding: a recurrent model's state then stays where the model runs (on the GPU with CUDA)
+        self.bind = self.model.device == "cuda" if bind is None else bind
         self.frame_io = card.input.layout == "NHWC"
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
@@ -86,6 +87,9 @@ class Denoiser:
         x = to_planes(f, self.spec)
         if not self.recurrent:
             return from_planes(self._mix(x, self._run(x)), f, self.spec)
+        if self.bind and len(_tiles(x.shape[2], x.shape[3], self.tile)) == 1:
+            y = self._step_bound(pad_planes(x, self.spec.spatial_multiple), x.shape[2:], x.shape[0], stream)
+            return from_planes(self._mix(x, y[:, :, : x.shape[2], : x.shape[3]]), f, self.spec)
         state = stream.state if stream is not None else None
         if state is not None and (state.shape[0], *state.shape[2:]) != (x.shape[0], *x.shape[2:]):
             state = None  # another frame size (or a grey model's plane count): start afresh
@@ -122,11 +126,34 @@ class Denoiser:
             nxt[:, :, y0:y1, x0:x1] = st[:, :, :th, :tw][keep]
         return y, nxt
 
+    def _step_bound(self, x: np.ndarray, size: tuple[int, int], n: int, stream: DenoiseStream | None) -> np.ndarray:
+        """One recurrent step on the padded input ``x`` (one tile) with the state left on the model's device
+        between frames of ``stream``; returns the padded image output."""
+        key = (n, *size)
+        state: np.ndarray | ort.OrtValue | None = None
+        if stream is not None:
+            if stream._device_state is not None and stream._device_key == key:
+                state = stream._device_state
+            elif stream._host_state is not None and (stream._host_state.shape[0], *stream._host_state.shape[2:]) == key:
+                state = pad_planes(stream._host_state, self.spec.spatial_multiple)
+            elif stream._device_state is not None or stream._host_state is not None:
+                stream.resets += 1  # another frame size: start afresh
+        if state is None:
+            state = self.model.empty_state(x)
+        out, nxt = self.model.run_state_bound(x, state)
+        if stream is not None:
+            stream._device_state, stream._device_key, stream._host_state = nxt, key, None
+        return out
+
     def _denoise_frame_state(self, f: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
         """A recurrent model exported with --frame-io: uint8 frame in and out, the float state beside it (tiled
         and padded like ``_run_state``)."""
         bgr = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f
         h, w = bgr.shape[:2]
+        if self.bind and len(_tiles(h, w, self.tile)) == 1:
+            padded, _ = pad_to_multiple(bgr, self.spec.spatial_multiple)
+            out = self._step_bound(padded[None], (h, w), 1, stream)[0, :h, :w]
+            return ((out.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8) if f.ndim == 2 else out
         state = stream.state if stream is not None else None
         if state is not None and state.shape[2:] != (h, w):
             state = None  # another frame size: start afresh
@@ -194,8 +221,23 @@ class DenoiseStream:
 
     def __init__(self, denoiser: Denoiser) -> None:
         self.denoiser = denoiser
-        self.state: np.ndarray | None = None  # the model's state after the last frame; None: empty
+        self._host_state: np.ndarray | None = None
+        # With I/O binding the state stays where the model runs, padded, for the frames of size _device_key.
+        self._device_state: ort.OrtValue | None = None
+        self._device_key: tuple[int, ...] = ()
         self.resets = 0  # times the state was dropped (reset() or a new frame size)
+
+    @property
+    def state(self) -> np.ndarray | None:
+        """The model's state after the last frame, (N, S, H, W) float32 at the frame's size; None: empty."""
+        if self._device_state is not None:
+            _, h, w = self._device_key
+            return np.asarray(self._device_state.numpy()[:, :, :h, :w])
+        return self._host_state
+
+    @state.setter
+    def state(self, value: np.ndarray | None) -> None:
+        self._host_state, self._device_state = value, None
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise the next frame of this source (as ``Denoiser.denoise``), using and updating the state."""
@@ -205,7 +247,7 @@ class DenoiseStream:
 
     def reset(self) -> None:
         """Forget the past: the next frame is treated as the first."""
-        if self.state is not None:
+        if self._host_state is not None or self._device_state is not None:
             self.resets += 1
         self.state = None
 

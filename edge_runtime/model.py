@@ -208,6 +208,23 @@ class Model:
         out, nxt = self.session.run([self.output_names[0], spec.output], {self.input_name: x, spec.input: state})
         return out, nxt
 
+    def run_state_bound(self, x: np.ndarray, state: np.ndarray | ort.OrtValue) -> tuple[np.ndarray, ort.OrtValue]:
+        """One step of a recurrent model through I/O binding: the image output comes back to the host, the next
+        state stays where the model runs (an ``OrtValue`` on the GPU with CUDA) to be passed to the next step."""
+        spec = self.card.state
+        assert spec is not None, "run_state_bound needs a recurrent model"
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
+        if isinstance(state, np.ndarray):
+            binding.bind_cpu_input(spec.input, np.ascontiguousarray(state, dtype=np.float32))
+        else:
+            binding.bind_ortvalue_input(spec.input, state)
+        binding.bind_output(self.output_names[0], "cpu")
+        binding.bind_output(spec.output, self.device, 0)
+        self.session.run_with_iobinding(binding)
+        out, nxt = binding.get_outputs()
+        return out.numpy(), nxt
+
     def run_bound(self, x: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Like ``run``, through onnxruntime I/O binding.
 

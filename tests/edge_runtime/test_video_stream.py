@@ -153,3 +153,29 @@ def test_strength_blends_a_blind_recurrent_model_and_keeps_its_state(clip: list[
     np.testing.assert_allclose(full.state, half.state, atol=1e-6)
     with pytest.raises(ValueError, match="strength"):
         Denoiser("video", strength=-1)
+
+
+@pytest.mark.parametrize("variant", ["video", "frame_io"])
+def test_a_bound_stream_keeps_the_state_with_the_model_and_gives_the_same_frames(
+        variant: str, clip: list[np.ndarray], tmp_path: Path) -> None:
+    """I/O binding (the CUDA default; forced here on the CPU): the state stays an onnxruntime value between frames,
+    the frames are those of the plain stream, ``state`` reads the same, and a new size or reset() starts afresh."""
+    model: str | Path = "video"
+    if variant == "frame_io":
+        pytest.importorskip("onnx")
+        from export.precision import make_variant
+
+        model = tmp_path / "video.frame.onnx"
+        make_variant(default_model_path("video"), model, "fp16", CLEAN_CLIP, frame_io=True)
+    plain = Denoiser(model, device="cpu", bind=False).stream()
+    bound = Denoiser(model, device="cpu", bind=True).stream()
+    for t, frame in enumerate(clip[:6]):
+        x = noisy(frame[:120, :200], t)  # 120 x 200: padded to 128 x 200 inside
+        np.testing.assert_array_equal(bound.denoise(x), plain.denoise(x))
+    assert bound._device_state is not None and bound.state is not None and plain.state is not None
+    np.testing.assert_allclose(bound.state, plain.state, atol=1e-6)
+    assert bound.state.shape[2:] == (120, 200)
+    bound.denoise(noisy(clip[6][:64, :96], 6))
+    assert bound.resets == 1 and bound.state is not None and bound.state.shape[2:] == (64, 96)
+    bound.reset()
+    assert bound.resets == 2 and bound.state is None
