@@ -31,7 +31,7 @@ def test_default_anomaly_model_trains_on_a_mostly_black_digit_and_beats_a_floor(
     r = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(model)])
     assert r.exit_code == 0, r.output
     det = AnomalyDetector(model, device="cpu", threads=1)
-    assert det.model.card.family == "convolutional" and det.score_name == "ssim"
+    assert det.model.card.family == "convolutional" and det.score_name == "ssim_patch"
     pick = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])
     x, y = test[pick], labels[pick]
     s = np.array([det.score(im).raw for im in x])
