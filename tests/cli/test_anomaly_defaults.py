@@ -40,3 +40,19 @@ def test_default_anomaly_model_trains_on_a_mostly_black_digit_and_beats_a_floor(
     twos = x[y == 2][:20]
     recon = np.stack(Autoencoder(det.model).reconstruct(list(twos))).astype(np.float64) / 255.0
     assert recon.std(axis=0).mean() > 0.3 * (twos / 255.0).std(axis=0).mean()
+
+
+def test_anomaly_training_takes_batches_of_32_unless_told_otherwise(tmp_path: Path) -> None:
+    """--task anomaly on the ae preset trains on batches of 32 (more steps in a time budget); reconstruction keeps
+    the preset's 64, and a config file or an explicit option still wins over the task's preset."""
+    from train.config import build_config
+
+    assert build_config("ae").batch == 64 and build_config("ae", task="reconstruct").batch == 64
+    assert build_config("ae", task="anomaly").batch == 32
+    assert build_config("ae", task="anomaly", batch=8).batch == 8
+    assert build_config("predictor", task="anomaly").batch == 16  # the video predictor's own preset
+    conf = tmp_path / "c.json"
+    conf.write_text('{"task": "anomaly"}')
+    assert build_config("ae", conf).batch == 32
+    conf.write_text('{"task": "anomaly", "batch": 48}')
+    assert build_config("ae", conf).batch == 48
