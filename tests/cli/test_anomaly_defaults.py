@@ -20,6 +20,8 @@ pytest.importorskip("torch")
 def test_default_anomaly_model_trains_on_a_mostly_black_digit_and_beats_a_floor(tmp_path: Path) -> None:
     """Digit 2, seed 0: the old convolutional family (Sigmoid output) collapsed to one black frame here
     (AUROC 0.40); the default family must learn the digit within a few hundred steps."""
+    from train.checkpoint import load_checkpoint
+
     tr, test, labels = digit_split(2)
     table = tmp_path / "two.csv"
     np.savetxt(table, np.c_[tr.reshape(len(tr), -1), np.full(len(tr), 2)], fmt="%d", delimiter=",")
@@ -28,6 +30,7 @@ def test_default_anomaly_model_trains_on_a_mostly_black_digit_and_beats_a_floor(
     r = CliRunner().invoke(cli, ["train", "--task", "anomaly", str(table), "--steps-per-epoch", "400",
                                  "--epochs", "1", "--threads", "1", "-o", str(ckpt)])
     assert r.exit_code == 0, r.output
+    assert load_checkpoint(ckpt)[1]["config"]["batch"] == 32  # the ae preset's 64, changed by --task anomaly
     r = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(model)])
     assert r.exit_code == 0, r.output
     det = AnomalyDetector(model, device="cpu", threads=1)
