@@ -457,7 +457,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
     p.add_argument("--scores", default=None,
-                   help="mnist: scores to report [mse,ssim,patch (+likelihood for variational)]")
+                   help="mnist: scores to report [mse,ssim,patch,ssim_patch (+likelihood for variational)]")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="mnist: test (train on images 1-400 of digit k, evaluate on 401-500 of every digit) or val "
                         "(train on 1-300, evaluate on 301-400: for choosing a configuration)")
@@ -485,7 +485,7 @@ def main() -> None:
         elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
-            scores = a.scores or ("mse,ssim,patch" + (",likelihood" if likelihood else ""))
+            scores = a.scores or ("mse,ssim,patch,ssim_patch" + (",likelihood" if likelihood else ""))
             over: dict[str, Any] = {k: v for k, v in (("lr", a.lr), ("batch", a.batch), ("bottleneck", a.bottleneck))
                                     if v is not None}
             if a.model_args:

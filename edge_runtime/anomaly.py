@@ -6,6 +6,11 @@ Scores (the card's ``anomaly.score``; without one, the default follows the model
 - ``ssim``: 1 - mean structural similarity between the frame and its reconstruction;
 - ``patch`` (or ``patch:N``): the largest mean squared error over N x N patches (N defaults to a
   quarter of the model's shorter side), so a small anomaly in a large frame still counts;
+- ``ssim_patch`` (or ``ssim_patch:N``): ``ssim`` times the square root of ``patch``, the default of still-image
+  models on small frames. A product of powers needs no statistics: scaling either score by a constant (another
+  digit, brighter data) leaves the ranking as it is, so it ranks the same before and after calibration. ssim
+  catches changed strokes and shapes, patch a region reconstructed badly; on one-class MNIST (validation split)
+  the product ranked other digits better than either (mean AUROC 0.969 against 0.959 and 0.951; README);
 - ``likelihood`` (variational models: outputs with the roles mean and logvar): the negative evidence
   lower bound per input value, from the Bernoulli likelihood of the frame under its reconstruction plus
   KL(q(z|x) || N(0, I));
@@ -43,7 +48,7 @@ from edge_runtime.quality import ssim_planes
 __all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "cell_means", "default_score",
            "fit_scene", "max_patch_mean", "parse_score", "scene_grid", "scene_scores", "scene_table", "ssim_map"]
 
-BASE_SCORES = ("mse", "ssim", "patch", "likelihood", "sequence", "scene")
+BASE_SCORES = ("mse", "ssim", "patch", "ssim_patch", "likelihood", "sequence", "scene")
 SCENE_GRID = (16, 24)  # rows, cols of the scene score's cells (fewer on a smaller model input)
 _EPS = 1e-6
 
@@ -71,7 +76,8 @@ def parse_score(name: str, card: ModelCard, size: tuple[int, int]) -> tuple[str,
     """
     base, _, arg = name.partition(":")
     if base not in BASE_SCORES:
-        msg = f"anomaly score {name!r} is not one of {', '.join(BASE_SCORES)} (patch may be written patch:N)"
+        msg = (f"anomaly score {name!r} is not one of {', '.join(BASE_SCORES)} (patch and ssim_patch may be "
+               "written patch:N, ssim_patch:N)")
         raise ModelCardError(msg)
     if base == "likelihood" and not {"mean", "logvar"} <= _roles(card):
         msg = (f"anomaly score 'likelihood' needs a variational model (outputs 'mean' and 'logvar'); "
@@ -82,8 +88,8 @@ def parse_score(name: str, card: ModelCard, size: tuple[int, int]) -> tuple[str,
         raise ModelCardError(msg)
     patch = max(2, min(size) // 4)
     if arg:
-        if base != "patch" or not arg.isdigit() or not 1 <= int(arg) <= min(size):
-            msg = f"anomaly score {name!r}: only patch takes a size, 1..{min(size)} (e.g. patch:8)"
+        if base not in ("patch", "ssim_patch") or not arg.isdigit() or not 1 <= int(arg) <= min(size):
+            msg = f"anomaly score {name!r}: only patch and ssim_patch take a size, 1..{min(size)} (e.g. patch:8)"
             raise ModelCardError(msg)
         patch = int(arg)
     return base, patch
@@ -257,9 +263,12 @@ class AnomalyDetector:
             y = self._run(x, ["reconstruction"])[0]
             a, b = self._hwc(x[0]), self._hwc(y[0])
         a, b = (a - lo) / (hi - lo), (b - lo) / (hi - lo)
-        if self.base == "ssim":
+        if self.base in ("ssim", "ssim_patch"):
             s = ssim_map(a, b)
-            return float(1.0 - s.mean()), np.clip(1.0 - s, 0.0, 2.0) / 2.0
+            value = float(1.0 - s.mean())
+            if self.base == "ssim_patch":
+                value *= max_patch_mean(((a - b) ** 2).mean(axis=2), self.patch) ** 0.5
+            return value, np.clip(1.0 - s, 0.0, 2.0) / 2.0
         err = ((a - b) ** 2).mean(axis=2)
         if self.base == "patch":
             return max_patch_mean(err, self.patch), err

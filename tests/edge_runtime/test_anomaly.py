@@ -19,7 +19,7 @@ def test_digit_model_scores_other_digits_higher() -> None:
     _, test, labels = digit_split(0)
     pick = np.concatenate([np.flatnonzero(labels == c)[:25] for c in range(10)])
     x, y = test[pick], labels[pick]
-    for score in ("mse", "ssim", "patch", "likelihood"):
+    for score in ("mse", "ssim", "patch", "ssim_patch", "likelihood"):
         det = AnomalyDetector(model, device="cpu", threads=1, score=score)
         s = np.array([det.score(im).raw for im in x])
         normal, other = s[y == 0], s[y != 0]
@@ -30,6 +30,26 @@ def test_digit_model_scores_other_digits_higher() -> None:
     assert r.error_map.shape == (28, 28) and r.flag is None
     assert r.score == pytest.approx(float(r.error_map.mean()), rel=1e-5)
     assert AnomalyDetector(model, device="cpu").score_name == "likelihood"  # the card's default for a VAE
+
+
+def test_ssim_patch_is_ssim_times_the_root_of_patch_and_the_small_frame_default() -> None:
+    """The default score of a convolutional model on digits: ssim x sqrt(patch) frame by frame (the same patch
+    size), with ssim's error map; a product of powers, so scaling a frame's error scales it, never reorders."""
+    model = digit_model(2, "convolutional")
+    _, test, labels = digit_split(2)
+    x = test[np.concatenate([np.flatnonzero(labels == c)[:3] for c in range(10)])]
+    det = AnomalyDetector(model, device="cpu", threads=1)
+    assert det.score_name == "ssim_patch" and det.patch == 7  # a quarter of 28
+    both = [AnomalyDetector(model, device="cpu", threads=1, score=s) for s in ("ssim", "patch", "ssim_patch:5")]
+    assert both[2].patch == 5
+    for im in x:
+        r, s, p = det.score(im), both[0].score(im), both[1].score(im)
+        assert r.raw == pytest.approx(s.raw * p.raw**0.5, rel=1e-6) and r.raw > 0
+        np.testing.assert_array_equal(r.error_map, s.error_map)
+        small = AnomalyDetector(model, device="cpu", threads=1, score="patch:5").score(im).raw
+        assert both[2].score(im).raw == pytest.approx(s.raw * small**0.5, rel=1e-6)
+    with pytest.raises(ModelCardError, match="ssim_patch take a size"):
+        AnomalyDetector(model, device="cpu", score="ssim_patch:29")
 
 
 def test_sequence_score_is_causal_and_smoothing_uses_past_frames_only() -> None:

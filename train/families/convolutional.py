@@ -55,9 +55,10 @@ class ConvAutoencoder(nn.Module):
     8 for small frames, where one object fills the frame, 32 for larger ones: a scene). Training names both
     (``image_arguments``: stride 2 and a code of 16 on small frames); these defaults rebuild older checkpoints.
     ``dense=False`` puts a 1x1 conv code of ``code`` channels at 1/8 of the frame size instead. ``anomaly_score``
-    is the score the exported card names by default: ssim on small frames (it ranks other digits above the
-    trained one better than mse), mse on scenes (ssim of a scene does not carry over from one normal clip to
-    another: in a test, 15 of 30 normal frames of another clip flagged)."""
+    is the score the exported card names by default: ssim_patch on small frames (ssim times the square root of
+    patch: it ranks other digits above the trained one better than ssim, patch or mse), mse on scenes (ssim of a
+    scene does not carry over from one normal clip to another: in a test, 15 of 30 normal frames of another clip
+    flagged)."""
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28,
                  widths: tuple[int, int, int] = (16, 32, 32), code: int | None = None,
@@ -65,7 +66,7 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         small = max(height, width) <= SMALL_SIDE
         code = code if code is not None else (8 if small else 32)
-        self.anomaly_score = "ssim" if small else "mse"
+        self.anomaly_score = "ssim_patch" if small else "mse"
         self.pool = pool
         c0, c1, c2 = widths
         self.channels, self.height, self.width = channels, height, width
@@ -128,8 +129,8 @@ def convolutional_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveCon
 
 
 # No --bottleneck: the code size is the model argument `code` (a config file's "model": {"code": N}).
-# Default score ssim (small frames; the network's anomaly_score says which one its card names). Small frames
-# train on corrupted inputs (the ObjectiveConfig's mask and sigma), see the module's docstring.
+# Default score ssim_patch (small frames; the network's anomaly_score says which one its card names). Small
+# frames train on corrupted inputs (the ObjectiveConfig's mask and sigma), see the module's docstring.
 register_family(FamilySpec("convolutional", convolutional, layout="NCHW", outputs=AUTOENCODER_OUTPUTS,
-                           objective=convolutional_objective, score="ssim", arguments=image_arguments,
+                           objective=convolutional_objective, score="ssim_patch", arguments=image_arguments,
                            code_argument=None))
