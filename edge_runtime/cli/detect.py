@@ -273,8 +273,8 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
               help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the calibrated model here (default: replace MODEL, atomically).")
-@click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], scene (per-region statistics learned "
-                              "here), likelihood (variational), sequence (lstm) "
+@click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], ssim_patch[:N] (ssim × √patch), scene "
+                              "(per-region statistics learned here), likelihood (variational), sequence (lstm) "
                               "[default: the card's, else from the model's outputs].")
 @click.option("--smoothing", type=click.IntRange(min=1), metavar="K",
               help="Average the scores of the last K frames (causal); the normal data must be long enough "
