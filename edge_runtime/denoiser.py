@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from edge_runtime.errors import ModelCardError
 from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_multiple, to_planes
 from edge_runtime.model import Model
+
+if TYPE_CHECKING:  # onnxruntime is imported where the model loads, with a message when it is missing
+    import onnxruntime as ort
 
 TILE_MARGIN = 32  # context kept around each tile: wider than the model's receptive field needs for no seams
 MIN_TILE = 4 * TILE_MARGIN  # a tile keeps at least its centre half: smaller tiles would mostly recompute margins
