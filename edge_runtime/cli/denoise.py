@@ -23,6 +23,7 @@ from edge_runtime.cli.options import (
     runtime_options,
     signal_exit_code,
     strength_option,
+    temporal_option,
     user_errors,
 )
 
@@ -41,7 +42,8 @@ def _has_display() -> bool:
 
 
 def _describe(den: Denoiser) -> str:
-    strength = "" if den.strength == 1.0 else f", strength {den.strength:g}"
+    strength = ("" if den.strength == 1.0 else f", strength {den.strength:g}") + ("" if den.temporal else
+                                                                                 ", temporal filter off")
     return (f"model {den.model.path.name} ({den.model.card.family}, {den.model.card.precision}{strength}) "
             f"on {den.model.provider}")
 
@@ -57,6 +59,7 @@ def _describe(den: Denoiser) -> str:
               help="Frames with a side larger than this are processed in overlapping tiles (128 to 4096 pixels; "
                    "larger tiles need more memory: about 2.5 GB at 4096).")
 @strength_option
+@temporal_option
 @reconnect_option
 @click.option("--give-up", type=FiniteFloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               help="Stop reconnecting after this long without frames, or waiting for a stream that is not up yet "
@@ -71,9 +74,9 @@ def _describe(den: Denoiser) -> str:
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, strength: float, reconnect: bool, give_up: float, audio: bool,
-            codec: str, crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None,
-            ray_address: str | None, workers: int | None, model: str | None, device: str,
+            max_frames: int | None, tile: int, strength: float, temporal: bool, reconnect: bool, give_up: float,
+            audio: bool, codec: str, crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None,
+            shard: str | None, ray_address: str | None, workers: int | None, model: str | None, device: str,
             threads: int | None) -> None:
     """Denoise a video, an image, a folder of images, many videos, a stream URL or a camera.
 
@@ -120,7 +123,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
         _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device,
-                       threads, tile, strength, manifest, shard, ray_address, workers)
+                       threads, tile, strength, temporal, manifest, shard, ray_address, workers)
         return
     if manifest or shard or ray_address or workers:
         raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
@@ -138,7 +141,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         click.echo(f"{output}: already exists; skipped (--skip-existing)", err=True)
         return
 
-    den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile, strength=strength)
+    den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile, strength=strength,
+                   temporal=temporal)
 
     def on_event(message: str) -> None:
         click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
@@ -173,7 +177,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
 def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int | None, audio: bool,
                    encoding: Encoding, overwrite: bool, skip_existing: bool, model: str | None, device: str,
-                   threads: int | None, tile: int, strength: float, manifest_path: str | None, shard_spec: str | None,
+                   threads: int | None, tile: int, strength: float, temporal: bool, manifest_path: str | None,
+                   shard_spec: str | None,
                    ray_address: str | None, workers: int | None) -> None:
     """Denoise many videos into one folder, here or on Ray; report each, then a summary; exit 1 if any failed."""
     from edge_runtime.archive import Manifest, parse_shard, read_manifest, shard, skipped, summarise_items
@@ -220,11 +225,11 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
                     manifest.write(skipped(item))
         total = len(items)
         if items and ray_address is not None:
-            stopped = _on_ray(items, model, device, threads, tile, strength, audio, max_frames, encoding, overwrite,
-                              ray_address, workers, manifest, results, total)
+            stopped = _on_ray(items, model, device, threads, tile, strength, temporal, audio, max_frames, encoding,
+                              overwrite, ray_address, workers, manifest, results, total)
         elif items:
-            stopped = _here(items, model, device, threads, tile, strength, audio, max_frames, encoding, overwrite,
-                            manifest, results, total, output)
+            stopped = _here(items, model, device, threads, tile, strength, temporal, audio, max_frames, encoding,
+                            overwrite, manifest, results, total, output)
         else:
             stopped = None
     finally:
@@ -255,7 +260,7 @@ def _report(tag: str, r: ItemResult) -> None:
 
 
 def _here(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, strength: float,
-          audio: bool,
+          temporal: bool, audio: bool,
           max_frames: int | None, encoding: Encoding, overwrite: bool, manifest: Manifest | None,
           results: list[ItemResult], total: int, output: str) -> str | None:
     """Run the items in this process, one after another; the signal that stopped it, if one did."""
@@ -263,7 +268,7 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
     from edge_runtime.denoiser import Denoiser
 
     pin_threads(threads)
-    den = Denoiser(model, device=device, threads=threads, tile=tile, strength=strength)
+    den = Denoiser(model, device=device, threads=threads, tile=tile, strength=strength, temporal=temporal)
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
     progress: BatchProgress[RunReport] = BatchProgress(total)
 
@@ -277,7 +282,7 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
 
 
 def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int,
-            strength: float, audio: bool,
+            strength: float, temporal: bool, audio: bool,
             max_frames: int | None, encoding: Encoding, overwrite: bool, address: str, workers: int | None,
             manifest: Manifest | None, results: list[ItemResult], total: int) -> str | None:
     """Run the items on Ray workers; "SIGINT" when Ctrl-C cancelled the rest."""
@@ -285,7 +290,8 @@ def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int
     from edge_runtime.ray_runner import WorkerSpec, run_on_ray
 
     path = resolve_model_path(model)
-    spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite, strength)
+    spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite, strength,
+                      temporal)
 
     def ready(names: list[str]) -> None:
         click.echo(f"model {path.name} on {len(names)} Ray workers ({threads or 1} threads each): "

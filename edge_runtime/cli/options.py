@@ -238,3 +238,8 @@ strength_option = click.option(
     "--strength", type=Strength(), default="auto", show_default=True,
     help="How hard to denoise: auto removes the noise the model estimates; a number scales that (1.5 harder, 0.5 "
          "softer, 0 leaves the frame). A model without a noise-level input blends its result with the input instead.")
+
+temporal_option = click.option(
+    "--temporal/--no-temporal", default=True, show_default=True,
+    help="Videos, streams and cameras: blend the previous output in where nothing moved (a motion-adaptive "
+         "recursive filter after the model; less flicker and noise on still parts of the picture). Images never.")

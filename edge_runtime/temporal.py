@@ -1,0 +1,102 @@
+"""A motion-adaptive recursive filter over a stream's denoised frames: where a pixel's neighbourhood has not
+changed since the previous output, the previous output is blended in; where it has (motion, a cut, a light
+switched on), the new frame is kept as it is.
+
+    out_t = d_t + w * (out_{t-1} - d_t),   w = max_weight * clip(1 - blur(|d_t - out_{t-1}|) / (k * sigma), 0, 1)
+
+d_t is the model's result for frame t, |.| is averaged over the colour channels and blurred (Gaussian,
+``blur`` pixels), and sigma is the noise of frame t, estimated from the residual frame - d_t (median absolute
+deviation of a 2x2-subsampled grid, so texture the model kept does not count), so the motion test follows the
+noise level without being told it. Where more than half of the frame changed (a cut, a fast pan) nothing of
+the past is kept, so a cut cannot leave patches of the previous scene where the two happen to look alike. The
+state is the previous output in float32 (rounding it to uint8 each frame would let small corrections stall); a
+new frame size starts afresh; ``reset()`` forgets the past.
+
+Why it exists (issue 13): a denoiser seeing one frame, and even the recurrent model, leaves residual noise
+that changes from frame to frame (flicker on static regions, 3-25x the clean clip's own change), and a static
+camera shows the same scene again and again. Parameters were chosen on development segments of the shared
+clips that the video benchmark does not use (bottle frames 300-359, one-by-one-person 250-289, bikes 58-79,
+cockatoo 100-139 and 200-239; AWGN 15 and 25), never on the benchmark's own frames: after the single-frame
+model, ``k`` 0.5 and ``max_weight`` 0.8 gained +0.87 / +1.15 dB (sigma 15 / 25) with no frame more than
+0.02 dB below the model alone (``k`` 0.7: +0.96 / +1.16 but frames down to -0.26 dB on the handheld clip;
+1.0: ghosting, frames down to -1.0 dB); after the recurrent model, whose output already changes less from
+frame to frame, the stricter ``k`` 0.3 (+0.15 / +0.20 dB over the model alone; 0.45 began to cost frames).
+numpy and OpenCV only; one filter per stream, not shared between threads.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["RECURRENT", "SINGLE_FRAME", "TemporalFilter"]
+
+SINGLE_FRAME = (0.8, 0.5)  # (max_weight, k) after a single-frame model
+RECURRENT = (0.8, 0.3)  # after a recurrent model (its output already carries the past)
+CUT_SHARE = 0.5  # more of the frame than this changed: nothing of the past is blended in (a cut)
+_FLOOR = 0.5  # levels: the motion threshold never falls below this (clean input: only still pixels blend)
+_MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
+
+
+class TemporalFilter:
+    """The recursive blend of one stream's outputs (uint8 frames of one size, grey or BGR)."""
+
+    def __init__(self, max_weight: float = SINGLE_FRAME[0], k: float = SINGLE_FRAME[1], blur: float = 2.0) -> None:
+        if not 0.0 <= max_weight < 1.0:
+            msg = f"max_weight {max_weight!r} is outside 0 to 1 (1 would never let the present in)"
+            raise ValueError(msg)
+        if k <= 0.0 or blur <= 0.0:
+            msg = f"k {k!r} and blur {blur!r} must be positive"
+            raise ValueError(msg)
+        self.max_weight, self.k, self.blur = float(max_weight), float(k), float(blur)
+        self._prev: np.ndarray | None = None
+        self._buf: dict[str, np.ndarray] = {}
+        self.sigma = 0.0  # the last frame's noise estimate (uint8 levels)
+
+    def reset(self) -> None:
+        """Forget the past: the next frame passes as it is."""
+        self._prev = None
+
+    @staticmethod
+    def noise_sigma(frame: np.ndarray, result: np.ndarray) -> float:
+        """Robust noise level (uint8 levels) of ``frame`` from the residual ``frame - result``: the median
+        absolute deviation of its green (or only) channel on every 4th pixel of every 4th row."""
+        g = (slice(None, None, 4), slice(None, None, 4)) + ((1,) if frame.ndim == 3 else ())
+        r = frame[g].astype(np.float32) - result[g].astype(np.float32)
+        return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+    def __call__(self, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
+        """The filtered output for ``frame`` (the noisy input) and ``result`` (the model's output for it), both
+        uint8 of one shape (H x W or H x W x 3)."""
+        prev = self._prev
+        if prev is None or prev.shape != result.shape or self.max_weight == 0.0:
+            self._prev = result.astype(np.float32)
+            self._buf = {}
+            return result
+        b = self._buf  # work arrays kept between frames (fresh large arrays cost page faults every frame)
+        if not b:
+            plane = result.shape[:2]
+            b.update(cur=np.empty(result.shape, np.float32), t=np.empty(result.shape, np.float32),
+                     nxt=np.empty(result.shape, np.float32), d=np.empty(plane, np.float32),
+                     w=np.empty(plane, np.float32))
+        self.sigma = self.noise_sigma(frame, result)
+        cur = b["cur"]
+        np.copyto(cur, result)
+        diff = cv2.absdiff(cur, prev, dst=b["t"])
+        if diff.ndim == 3:
+            diff = cv2.transform(diff, _MEAN3, dst=b["d"])  # mean over the channels -> (H, W)
+        diff = cv2.GaussianBlur(diff, (0, 0), self.blur, dst=b["d"])
+        limit = max(self.k * self.sigma, _FLOOR)
+        if np.count_nonzero(diff >= limit) > CUT_SHARE * diff.size:  # most of the frame changed: a cut (or a
+            np.copyto(prev, cur)  # fast pan, where little would blend anyway): keep nothing of the past
+            return result
+        scale = self.max_weight / limit
+        w = cv2.addWeighted(diff, -scale, diff, 0.0, self.max_weight, dst=b["w"])  # max_weight * (1 - d / t)
+        np.maximum(w, 0.0, out=w)
+        if cur.ndim == 3:
+            w = cv2.merge([w, w, w])
+        t = cv2.subtract(prev, cur, dst=b["t"])
+        t = cv2.multiply(t, w, dst=t)
+        out = cv2.add(cur, t, dst=b["nxt"])  # a convex blend: stays within 0..255
+        b["nxt"], self._prev = prev, out
+        return cv2.convertScaleAbs(out)  # rounded to uint8
