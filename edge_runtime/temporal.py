@@ -4,13 +4,14 @@ switched on), the new frame is kept as it is.
 
     out_t = d_t + w * (out_{t-1} - d_t),   w = max_weight * clip(1 - blur(|d_t - out_{t-1}|) / (k * sigma), 0, 1)
 
-d_t is the model's result for frame t, |.| is averaged over the colour channels and blurred (Gaussian,
-``blur`` pixels), and sigma is the noise of frame t, estimated from the residual frame - d_t (median absolute
-deviation of a 2x2-subsampled grid, so texture the model kept does not count), so the motion test follows the
-noise level without being told it. Where more than half of the frame changed (a cut, a fast pan) nothing of
-the past is kept, so a cut cannot leave patches of the previous scene where the two happen to look alike. The
-state is the previous output in float32 (rounding it to uint8 each frame would let small corrections stall); a
-new frame size starts afresh; ``reset()`` forgets the past.
+d_t is the model's result for frame t, |.| is the luma-weighted change from the last output (uint8), blurred
+(Gaussian, ``blur`` pixels, computed at half size), and sigma is the noise of frame t, estimated from the
+residual frame - d_t (median absolute deviation of the green channel on a grid of about 30,000 pixels, so
+texture the model kept does not count), so the motion test follows the noise level without being told it.
+Where more than half of the frame changed (a cut, a fast pan) nothing of the past is kept, so a cut cannot
+leave patches of the previous scene where the two happen to look alike. The state is the previous output in
+float32 (rounding it to uint8 each frame would let small corrections stall); a new frame size starts afresh;
+``reset()`` forgets the past.
 
 Why it exists (issue 13): a denoiser seeing one frame, and even the recurrent model, leaves residual noise
 that changes from frame to frame (flicker on static regions, 3-25x the clean clip's own change), and a static
@@ -35,7 +36,6 @@ SINGLE_FRAME = (0.8, 0.5)  # (max_weight, k) after a single-frame model
 RECURRENT = (0.8, 0.3)  # after a recurrent model (its output already carries the past)
 CUT_SHARE = 0.5  # more of the frame than this changed: nothing of the past is blended in (a cut)
 _FLOOR = 0.5  # levels: the motion threshold never falls below this (clean input: only still pixels blend)
-_MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 class TemporalFilter:
@@ -49,8 +49,8 @@ class TemporalFilter:
             msg = f"k {k!r} and blur {blur!r} must be positive"
             raise ValueError(msg)
         self.max_weight, self.k, self.blur = float(max_weight), float(k), float(blur)
-        self._prev: np.ndarray | None = None
-        self._buf: dict[str, np.ndarray] = {}
+        self._prev: np.ndarray | None = None  # the last output, float32
+        self._last: np.ndarray | None = None  # and as it was returned (uint8)
         self.sigma = 0.0  # the last frame's noise estimate (uint8 levels)
 
     def reset(self) -> None:
@@ -60,43 +60,38 @@ class TemporalFilter:
     @staticmethod
     def noise_sigma(frame: np.ndarray, result: np.ndarray) -> float:
         """Robust noise level (uint8 levels) of ``frame`` from the residual ``frame - result``: the median
-        absolute deviation of its green (or only) channel on every 4th pixel of every 4th row."""
-        g = (slice(None, None, 4), slice(None, None, 4)) + ((1,) if frame.ndim == 3 else ())
+        absolute deviation of its green (or only) channel on a grid of about 30,000 pixels."""
+        step = max(2, int(np.sqrt(frame.shape[0] * frame.shape[1] / 30000)))
+        g = (slice(None, None, step), slice(None, None, step)) + ((1,) if frame.ndim == 3 else ())
         r = frame[g].astype(np.float32) - result[g].astype(np.float32)
         return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+    def _motion(self, result: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """blur(|result - last|) as float32 (H, W): the change in luma-weighted levels, blurred at half size."""
+        d = cv2.absdiff(result, last)
+        if d.ndim == 3:
+            d = cv2.cvtColor(d, cv2.COLOR_BGR2GRAY)
+        h, w = d.shape
+        if min(h, w) < 32:
+            return cv2.GaussianBlur(d.astype(np.float32), (0, 0), self.blur)
+        half = cv2.resize(d, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
+        return cv2.resize(cv2.GaussianBlur(half, (0, 0), self.blur / 2), (w, h), interpolation=cv2.INTER_LINEAR)
 
     def __call__(self, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
         """The filtered output for ``frame`` (the noisy input) and ``result`` (the model's output for it), both
         uint8 of one shape (H x W or H x W x 3)."""
-        prev = self._prev
-        if prev is None or prev.shape != result.shape or self.max_weight == 0.0:
-            self._prev = result.astype(np.float32)
-            self._buf = {}
+        prev, last = self._prev, self._last
+        if prev is None or last is None or prev.shape != result.shape or self.max_weight == 0.0:
+            self._prev, self._last = result.astype(np.float32), result
             return result
-        b = self._buf  # work arrays kept between frames (fresh large arrays cost page faults every frame)
-        if not b:
-            plane = result.shape[:2]
-            b.update(cur=np.empty(result.shape, np.float32), t=np.empty(result.shape, np.float32),
-                     nxt=np.empty(result.shape, np.float32), d=np.empty(plane, np.float32),
-                     w=np.empty(plane, np.float32))
         self.sigma = self.noise_sigma(frame, result)
-        cur = b["cur"]
-        np.copyto(cur, result)
-        diff = cv2.absdiff(cur, prev, dst=b["t"])
-        if diff.ndim == 3:
-            diff = cv2.transform(diff, _MEAN3, dst=b["d"])  # mean over the channels -> (H, W)
-        diff = cv2.GaussianBlur(diff, (0, 0), self.blur, dst=b["d"])
         limit = max(self.k * self.sigma, _FLOOR)
+        diff = self._motion(result, last)
         if np.count_nonzero(diff >= limit) > CUT_SHARE * diff.size:  # most of the frame changed: a cut (or a
-            np.copyto(prev, cur)  # fast pan, where little would blend anyway): keep nothing of the past
-            return result
-        scale = self.max_weight / limit
-        w = cv2.addWeighted(diff, -scale, diff, 0.0, self.max_weight, dst=b["w"])  # max_weight * (1 - d / t)
+            self._prev, self._last = result.astype(np.float32), result  # fast pan, where little would blend
+            return result  # anyway): keep nothing of the past
+        w = cv2.addWeighted(diff, -self.max_weight / limit, diff, 0.0, self.max_weight)  # max_weight * (1 - d / t)
         np.maximum(w, 0.0, out=w)
-        if cur.ndim == 3:
-            w = cv2.merge([w, w, w])
-        t = cv2.subtract(prev, cur, dst=b["t"])
-        t = cv2.multiply(t, w, dst=t)
-        out = cv2.add(cur, t, dst=b["nxt"])  # a convex blend: stays within 0..255
-        b["nxt"], self._prev = prev, out
-        return cv2.convertScaleAbs(out)  # rounded to uint8
+        out = cv2.blendLinear(prev, result.astype(np.float32), w, 1.0 - w)  # a convex blend: stays in 0..255
+        self._prev, self._last = out, cv2.convertScaleAbs(out)  # rounded to uint8
+        return self._last
