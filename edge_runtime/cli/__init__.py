@@ -143,6 +143,11 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
                      f"at 1/{st['scale']} of the frame size, empty: {st['empty']}")
     if for_input is not None:
         lines.insert(0, f"used for    {for_input} -> bundled model {m.path.name} (without --model)")
+        if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
+            from edge_runtime.temporal import RECURRENT
+
+            lines.insert(1, f"temporal    filter after the model (max weight {RECURRENT[0]:g}, k {RECURRENT[1]:g}; "
+                            "--no-temporal: the model alone)")
     for k, v in sorted(card.get("metrics", {}).items()):
         lines.append(f"metric      {k} = {v}")
     prov = card.get("provenance", {})

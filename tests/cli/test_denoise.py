@@ -185,8 +185,10 @@ def test_videos_get_the_recurrent_model_and_stills_the_single_frame_one(tmp_path
     assert "model video.onnx (video_denoiser" in r.output and "done: 3 frames" in r.output
     r = runner.invoke(cli, ["info", "--for", str(CLEAN_CLIP)])
     assert r.exit_code == 0 and "bundled model video.onnx" in r.output and "state       recurrent" in r.output
+    assert "temporal    filter after the model" in r.output
     r = runner.invoke(cli, ["info", "--for", str(tmp_path / "still.png")])
     assert r.exit_code == 0 and "bundled model default.onnx" in r.output and "state" not in r.output
+    assert "temporal" not in r.output
 
 
 def test_strength_scales_how_much_is_removed(tmp_path: Path) -> None:
