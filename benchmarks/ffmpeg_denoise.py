@@ -31,7 +31,7 @@ def find_ffmpeg(given: str | None) -> str:
     if given:
         return given
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # type: ignore[import-untyped]
 
         return str(imageio_ffmpeg.get_ffmpeg_exe())
     except (ImportError, RuntimeError):

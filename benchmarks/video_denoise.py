@@ -75,7 +75,7 @@ def read(path: Path, a: int, b: int, size: tuple[int, int] | None) -> np.ndarray
 
 def psnr(a: np.ndarray, ref: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - ref.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+    return float(10 * np.log10(255.0**2 / max(float(mse), 1e-12)))
 
 
 def static_mask(clean: np.ndarray) -> np.ndarray:
@@ -201,8 +201,8 @@ def main() -> None:
               f"{ms_s:.1f} ms, video {ms_v:.1f} ms ({1000 / ms_v:.1f} fps), ratio {ms_v / ms_s:.2f}x; the video "
               f"model alone {ms['model only']:.1f} ms ({ms['model only'] / ms_s:.2f}x)")
         for m in args.variants:
-            d = videos[m].model
-            print(f"    {d.path.name} ({d.card.precision}, filter on): {ms[m]:.1f} ms ({1000 / ms[m]:.1f} fps), "
+            vm = videos[m].model
+            print(f"    {vm.path.name} ({vm.card.precision}, filter on): {ms[m]:.1f} ms ({1000 / ms[m]:.1f} fps), "
                   f"{ms_v / ms[m]:.2f}x the video model's speed")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
