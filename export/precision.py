@@ -13,7 +13,8 @@ anomaly models. A drop above ``max_drop`` refuses the variant and writes nothing
 Recurrent models (a card with a ``state``) keep their float32 state at the graph boundary in every
 variant. They are calibrated on real (frame, state) pairs: the fp32 model run in order over short
 noisy clips, each feeding its own next state. The gate runs whole held-back clips in closed loop,
-fp32 and variant each through its own ``Denoiser.stream()``, so an error that the state carries from
+fp32 and variant each through its own ``Denoiser.stream()`` (the model alone, without the runtime's temporal
+filter), so an error that the state carries from
 frame to frame counts. With every convolution in int8 the bundled video model lost 0.5-0.65 dB on a
 held-out clip, so a recurrent model's convolutions are quantized only where they cost little: each is
 measured alone through the gate, and the cheapest are combined while their summed drops stay within
@@ -434,7 +435,7 @@ def _streams(path: Path, card: ModelCard) -> Any:
     from edge_runtime.denoiser import Denoiser
 
     den = Denoiser(path, device="cpu", tile=None)
-    return lambda: den.stream().denoise
+    return lambda: den.stream(temporal=False).denoise  # the model itself: the runtime's temporal filter is apart
 
 
 def gate(reference: Path, ref_card: ModelCard, variant: Path, card: ModelCard,
