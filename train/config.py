@@ -33,6 +33,9 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"  # "auto": the first CUDA GPU when torch sees one, else "cpu"; or "cpu", "cuda", "cuda:N"
     workers: int | None = None  # batch-making processes; None: none on the CPU, up to 8 beside a GPU
+    # Denoisers: add the Gaussian and shot + read noise where the model trains (the batch makers draw the plan and
+    # make only the realistic-camera samples); None: on with CUDA, where the CPU side bounded the steps per second
+    noise_on_device: bool | None = None
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     # Autoencoder families (train.loop_ae): input size, sequence length, code size, objective weights.
     height: int | None = None  # None: a table's native size, else 28 (16 for sequences)

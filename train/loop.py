@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from train.config import TrainConfig
 from train.data import PatchSampler, collect, split, validation_batch
 from train.errors import ConfigError
-from train.noise import add_gaussian, corrupt, quantize
+from train.noise import NoisePlan, add_gaussian, apply_noise, corrupt, plan_noise, quantize
 from train.objectives import Parts
 from train.registry import family_spec, list_families
 from train.runner import batch_stream, checkpoint_meta, resolve_device, run_training, seed_torch, worker_count
@@ -88,16 +88,27 @@ def train_denoiser(
                                  "validation_images": sorted(s.name for s in val_set),
                                  "init_from": str(init_from) if init_from is not None else None})
 
-    def make(seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    on_device = device.type == "cuda" if cfg.noise_on_device is None else cfg.noise_on_device
+
+    def make(seed: int) -> Iterator[tuple[torch.Tensor, Any]]:
         sampler = PatchSampler(train_set, cfg.patch, seed=seed)
         gen = torch.Generator().manual_seed(seed)
         while True:
-            yield corrupt(sampler.batch(cfg.batch), cfg.noise, gen)
+            clean = sampler.batch(cfg.batch)
+            # on the device: the plan (and the realistic-camera samples) here, the rest where the model trains
+            yield (clean, plan_noise(clean, cfg.noise, gen).as_dict()) if on_device else corrupt(clean, cfg.noise, gen)
 
     batches = batch_stream(make, cfg.seed, workers, pin=device.type == "cuda")
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if on_device else None
+
+    def pair() -> tuple[torch.Tensor, torch.Tensor]:
+        first, second = next(batches)
+        if on_device:
+            return apply_noise(first.to(device, non_blocking=True), NoisePlan.from_dict(second), noise_gen)
+        return first.to(device, non_blocking=True), second.to(device, non_blocking=True)
 
     def step() -> tuple[torch.Tensor, Parts]:
-        noisy, clean = (t.to(device, non_blocking=True) for t in next(batches))
+        noisy, clean = pair()
         x = noisy.contiguous(memory_format=torch.channels_last)
         if not getattr(model, "takes_strength", False):
             return F.mse_loss(model(x), clean), {}

@@ -53,7 +53,7 @@ def add_camera(
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
     """Clip to [0, 1] and round to 8-bit levels, as a camera frame would be."""
-    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
+    return x.clamp(0, 1).mul_(255.0).round_().div_(255.0)
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -266,48 +266,98 @@ def add_realistic(clean: torch.Tensor, generator: torch.Generator | None = None,
     return torch.from_numpy(out).to(clean.dtype).div_(255.0)
 
 
+@dataclass(frozen=True)
+class NoisePlan:
+    """What ``corrupt`` will do to each sample of a batch, drawn on the CPU (``plan_noise``), with the
+    realistic-camera samples already made (they need OpenCV); ``apply_noise`` adds the rest where the batch is,
+    so a GPU training run makes its Gaussian and shot + read noise on the GPU. Tensors only: a DataLoader worker
+    can send it (``as_dict`` / ``from_dict``)."""
+
+    grey: torch.Tensor  # (B,) bool: identical channels, identical noise
+    real: torch.Tensor  # (B,) bool: realistic camera noise (then ``realistic`` holds them, in order)
+    camera: torch.Tensor  # (B,) bool: shot + read noise instead of Gaussian
+    sigma: torch.Tensor  # (B,) Gaussian sigma, 0..255
+    shot: torch.Tensor  # (B,)
+    read: torch.Tensor  # (B,)
+    jpeg_quality: torch.Tensor  # (B,) int, 0: no JPEG round trip
+    realistic: torch.Tensor  # (k, C, H, W) the noisy images of the ``real`` samples, 8-bit levels in [0, 1]
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def from_dict(d: dict[str, torch.Tensor]) -> NoisePlan:
+        return NoisePlan(**d)
+
+
+def plan_noise(clean: torch.Tensor, cfg: NoiseConfig, generator: torch.Generator | None = None) -> NoisePlan:
+    """Draw the noise kinds and parameters of each sample of ``clean`` (B, C, H, W), on the CPU, and make the
+    realistic-camera samples (a grey one gets the luma of the simulated camera's output)."""
+    b, c = clean.shape[:2]
+    g = generator
+    no = torch.zeros(b, dtype=torch.bool)
+    grey = torch.rand(b, generator=g) < cfg.p_grey if c == 3 and cfg.p_grey > 0 else no
+    real = torch.rand(b, generator=g) < cfg.p_real if c == 3 and cfg.p_real > 0 else no
+    sigma = torch.rand(b, generator=g) * cfg.sigma_max
+    camera = torch.rand(b, generator=g) < cfg.p_camera
+    shot = torch.rand(b, generator=g) * cfg.shot_max
+    read = torch.exp(math.log(0.002) + (math.log(cfg.read_max) - math.log(0.002)) * torch.rand(b, generator=g))
+    q = torch.randint(60, 96, (b,), generator=g)
+    jpeg_on = camera & ~real & (torch.rand(b, generator=g) < cfg.p_jpeg) if cfg.p_jpeg > 0 and c == 3 else no
+    realistic = clean.new_zeros((0, *clean.shape[1:]))
+    if real.any():
+        src = _grey(clean[real].cpu(), grey[real])
+        realistic = add_realistic(src, g)
+        both = grey[real]
+        if both.any():
+            y = quantize((realistic[both] * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True))
+            realistic[both] = y.expand(-1, c, -1, -1)
+    return NoisePlan(grey, real, camera, sigma, shot, read, torch.where(jpeg_on, q, torch.zeros_like(q)), realistic)
+
+
+def _grey(clean: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
+    """``clean`` with the ``grey`` samples replaced by their luma in every channel (a copy when any is)."""
+    if clean.shape[1] != 3 or not grey.any():
+        return clean
+    out = clean.clone()
+    w = torch.tensor(_LUMA, device=clean.device).view(1, 3, 1, 1)  # RGB order
+    out[grey] = (clean[grey] * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+    return out
+
+
+def apply_noise(clean: torch.Tensor, plan: NoisePlan,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noisy, clean) for ``clean`` (B, C, H, W) on any device, as ``plan`` says; ``generator`` on that device.
+    Gaussian and shot + read noise in a few passes over the whole batch where it is; the few JPEG round trips
+    go through the CPU; the realistic samples come from the plan."""
+    dev = clean.device
+    c = clean.shape[1]
+    p = NoisePlan(*(t.to(dev, non_blocking=True) for t in plan.as_dict().values()))
+    clean = _grey(clean, p.grey)
+
+    def v(t: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, 1, 1, 1)
+
+    var = torch.where(v(p.camera), v(p.shot) * clean + v(p.read) ** 2, v(p.sigma / 255.0) ** 2)  # per pixel
+    n = torch.randn(clean.shape, generator=generator, device=dev)
+    if c > 1 and p.grey.any():  # one noise plane for all three channels of a grey sample
+        n[:, 1:] = torch.where(v(p.grey), n[:, :1], n[:, 1:])
+        var[:, 1:] = torch.where(v(p.grey), var[:, :1], var[:, 1:])
+    noisy = quantize(torch.addcmul(clean, n, var.clamp_min_(0).sqrt_()))
+    for i in torch.nonzero(plan.jpeg_quality).flatten().tolist():
+        noisy[i] = jpeg(noisy[i].cpu(), int(plan.jpeg_quality[i])).to(dev)
+    if plan.real.any():
+        noisy[p.real] = p.realistic
+    return noisy, clean
+
+
 def corrupt(clean: torch.Tensor, cfg: NoiseConfig,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (noisy, clean) for a batch (B, C, H, W) in [0, 1], mixing the noise kinds of ``cfg``.
+    """Return (noisy, clean) for a batch (B, C, H, W) in [0, 1] on the CPU, mixing the noise kinds of ``cfg``
+    (``plan_noise`` then ``apply_noise``).
 
     Grey samples get identical channels and identical noise in every channel, so a colour
     model also learns to denoise grey frames fed to it as three equal channels; a grey sample drawn
     for realistic noise gets the luma of the simulated camera's output.
     """
-    b, c = clean.shape[:2]
-    g = generator
-    if c == 3 and cfg.p_grey > 0:
-        grey = torch.rand(b, generator=g) < cfg.p_grey
-        if grey.any():
-            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # RGB order
-            y = (clean[grey] * w).sum(1, keepdim=True)
-            clean = clean.clone()
-            clean[grey] = y.expand(-1, 3, -1, -1)
-    else:
-        grey = torch.zeros(b, dtype=torch.bool)
-
-    real = torch.zeros(b, dtype=torch.bool)
-    if c == 3 and cfg.p_real > 0:  # no draw at 0: the other noise kinds stay as they were
-        real = torch.rand(b, generator=g) < cfg.p_real
-    sigma = torch.rand(b, generator=g) * cfg.sigma_max
-    noisy = add_gaussian(clean, sigma, g)
-    camera = torch.rand(b, generator=g) < cfg.p_camera
-    if camera.any():
-        k = int(camera.sum())
-        shot = torch.rand(k, generator=g) * cfg.shot_max
-        read = torch.exp(torch.empty(k).uniform_(np.log(0.002), np.log(cfg.read_max), generator=g))
-        noisy[camera] = add_camera(clean[camera], shot, read, g)
-    if grey.any():
-        noisy[grey] = noisy[grey][:, :1].expand(-1, c, -1, -1)
-    noisy = quantize(noisy)
-    if cfg.p_jpeg > 0 and c == 3:
-        for i in torch.nonzero(camera & ~real & (torch.rand(b, generator=g) < cfg.p_jpeg)).flatten().tolist():
-            q = int(torch.randint(60, 96, (1,), generator=g))
-            noisy[i] = jpeg(noisy[i], q)
-    if real.any():
-        noisy[real] = add_realistic(clean[real], g)
-        both = grey & real
-        if both.any():
-            y = quantize((noisy[both] * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True))
-            noisy[both] = y.expand(-1, c, -1, -1)
-    return noisy, clean
+    return apply_noise(clean, plan_noise(clean, cfg, generator), generator)

@@ -147,6 +147,21 @@ def test_batch_making_processes_train_the_same_network(frames_dir: Path, tmp_pat
     assert val[0] > noisy + 0.5  # it learned (200 steps of the tiny model: about +0.9 dB)
 
 
+def test_noise_made_where_the_model_trains_learns_too(frames_dir: Path, tmp_path: Path) -> None:
+    """noise_on_device (on by default with CUDA; forced here on the CPU): the batch makers send clean patches and
+    a noise plan, the training process adds the noise; the run learns as the in-process one does."""
+    runner = CliRunner()
+    config = tmp_path / "c.json"
+    config.write_text('{"noise_on_device": true}')
+    r = runner.invoke(cli, ["train", "--preset", "tiny", str(frames_dir), "-o", str(tmp_path / "d.pt"), "--workers",
+                            "2", "--device", "cpu", "--steps-per-epoch", "200", "--threads", "1", "--config",
+                            str(config)])
+    assert r.exit_code == 0, r.output
+    val = float(r.output.split("denoised ")[1].split(" dB")[0])
+    noisy = float(r.output.split("noisy ")[1].split(" dB")[0])
+    assert val > noisy + 0.5  # it learned (measured: as the in-process run, about +0.9 dB)
+
+
 def test_an_unusable_device_is_one_clear_error(frames_dir: Path, tmp_path: Path) -> None:
     import torch
 
