@@ -29,13 +29,16 @@ frame). A predictor with an appearance branch (an output of role ``appearance``:
 reconstruction of frame t itself, issue 14) gives a second error map, which shows what is unlike the normal
 scene even when it stands still (copying the last frame predicts it perfectly). Its ``scene`` score is the
 larger of the two maps' scene scores, each map's cells normalised with their own calibrated statistics (the
-card's ``anomaly.scene`` holds both). Why the larger one and not a sum of the maps: the maps differ in scale
-and in where they are busy (the appearance error is high wherever pedestrians pass, the prediction error where
-they move), so each needs its own per-cell statistics; and a maximum keeps each score's false alarms as they
-were while adding the appearance branch's detections (measured on Ped2 training clips, see the README and
-``benchmarks.anomaly``). A card calibrated without appearance statistics (an older edge-ae) is scored as it was
-calibrated: prediction only. The other scores and the error map shown use the prediction error plus the
-appearance error.
+card's ``anomaly.scene`` holds both). Why: the maps differ in scale and in where they are busy (the appearance
+error is high wherever pedestrians pass, the prediction error where they move), so each needs its own per-cell
+statistics; and on Ped2 clips 11-12 (which the ped2-cli benchmark neither trains nor evaluates on; ``python -m
+benchmarks.anomaly ped2-choose``, README) one score of the summed maps raised false alarms from 1.7 / 8.3 % (the
+prediction alone) to 36 / 0 % and weighting the appearance score up to line up the two scores' 99th
+percentiles to 28 / 8 %, while the plain maximum kept them at 1.7 / 8.3 %. The cost there: clip 11 has a
+person standing at the frame's edge, which the appearance map rightly finds unusual, and the slow bright object
+pasted into it ranks worse (AUROC 0.62 against 0.82 for the prediction alone; 1.00 against 0.97 in clip 12). A card
+calibrated without appearance statistics (an older edge-ae) is scored as it was calibrated: prediction only.
+The other scores and the error map shown use the prediction error plus the appearance error.
 
 Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
 of the last k frames (the current one included); the smoothed score is the one compared with the
@@ -170,18 +173,25 @@ def scene_scores(cells: np.ndarray, mean: np.ndarray | None, std: np.ndarray | N
     return z.reshape(len(c), -1).max(axis=1)
 
 
-def fit_scenes(cells: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+SceneStats = tuple[np.ndarray, np.ndarray]  # one error map's per-cell mean and std (``fit_scene``)
+
+
+def fit_scenes(cells: np.ndarray) -> list[SceneStats]:
     """``fit_scene`` of each error map's cells (N, maps, rows, cols): [(mean, std) of map 0, of map 1, ...]."""
     c = np.asarray(cells)
     return [fit_scene(c[:, m]) for m in range(c.shape[1])]
 
 
-def combined_scene_scores(cells: np.ndarray,
-                          stats: list[tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
+def combined_scene_scores(cells: np.ndarray, stats: list[SceneStats] | None,
+                          weights: tuple[float, ...] | None = None) -> np.ndarray:
     """The scene score of frames with several error maps (N, maps, rows, cols): the largest of the maps'
-    ``scene_scores``, each with its own statistics (``stats``, one (mean, std) per map; None: uncalibrated)."""
+    ``scene_scores``, each with its own statistics (``stats``, from ``fit_scenes``; None: uncalibrated, the
+    largest of the maps' worst cells). ``weights`` (one per map; the runtime gives none, i.e. all 1) are for
+    comparing rules (``benchmarks.anomaly ped2-choose``)."""
     c = np.asarray(cells)
-    per_map = [scene_scores(c[:, m], *(stats[m] if stats is not None else (None, None))) for m in range(c.shape[1])]
+    w = weights or (1.0,) * c.shape[1]
+    per_map = [w[m] * scene_scores(c[:, m], *(stats[m] if stats is not None else (None, None)))
+               for m in range(c.shape[1])]
     return np.max(np.stack(per_map), axis=0)
 
 
@@ -190,10 +200,9 @@ def _cell_table(mean: np.ndarray, std: np.ndarray) -> dict[str, list[float]]:
             "std": [float(f"{max(float(v), 1e-12):.6g}") for v in std.ravel()]}
 
 
-def scene_table(mean: np.ndarray, std: np.ndarray,
-                appearance: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, object]:
-    """The card's form of the per-cell statistics (AnomalySpec.scene); ``appearance``: the (mean, std) of the
-    appearance error map's cells, for a predictor with an appearance branch."""
+def scene_table(mean: np.ndarray, std: np.ndarray, appearance: SceneStats | None = None) -> dict[str, object]:
+    """The card's form of the per-cell statistics (AnomalySpec.scene); ``appearance``: the statistics of the
+    appearance error map (``fit_scenes``), for a predictor with an appearance branch."""
     table: dict[str, object] = {"grid": [int(mean.shape[0]), int(mean.shape[1])], **_cell_table(mean, std)}
     if appearance is not None:
         table["appearance"] = _cell_table(*appearance)
@@ -286,11 +295,11 @@ class AnomalyDetector:
         self.scene_mean = self.scene_std = self.appearance_mean = self.appearance_std = None
         self.appearance = bool(self.past_frames) and "appearance" in self.ae.roles
 
-    def scene_stats(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """The per-cell (mean, std) of each error map the scene score uses, or None before calibration."""
+    def scene_stats(self) -> list[SceneStats] | None:
+        """The per-cell (mean, std) of each error map the scene score uses; None before calibration."""
         if self.scene_mean is None or self.scene_std is None:
             return None
-        stats = [(self.scene_mean, self.scene_std)]
+        stats: list[SceneStats] = [(self.scene_mean, self.scene_std)]
         if self.appearance:
             if self.appearance_mean is None or self.appearance_std is None:
                 return None

@@ -239,7 +239,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     if det.base == "scene":
         cells = [np.stack(c.cells) for c in clips]  # (N, maps, rows, cols) each
         fitted = fit_scenes(np.concatenate(cells))
-        scene = scene_table(*fitted[0], appearance=fitted[1] if len(fitted) > 1 else None)
+        scene = scene_table(fitted[0][0], fitted[0][1], appearance=fitted[1] if len(fitted) > 1 else None)
         per_clip = [smooth(combined_scene_scores(c, fitted), k) for c in cells]
         thr = threshold_for(np.concatenate(per_clip), r)
         if len(clips) > 1:
