@@ -50,6 +50,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ from edge_runtime.quality import ssim_planes
 
 __all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "cell_means", "combined_scene_scores",
            "default_score", "fit_scene", "fit_scenes", "max_patch_mean", "parse_score", "scene_grid", "scene_scores",
-           "scene_table", "ssim_map"]
+           "scene_table", "ssim_map", "table_stats"]
 
 BASE_SCORES = ("mse", "ssim", "patch", "ssim_patch", "likelihood", "sequence", "scene")
 SCENE_GRID = (16, 24)  # rows, cols of the scene score's cells (fewer on a smaller model input)
@@ -200,6 +201,15 @@ def _cell_table(mean: np.ndarray, std: np.ndarray) -> dict[str, list[float]]:
             "std": [float(f"{max(float(v), 1e-12):.6g}") for v in std.ravel()]}
 
 
+def table_stats(table: dict[str, Any]) -> list[SceneStats]:
+    """The per-cell statistics of each error map (the prediction's, then the appearance's when there) from the
+    card's form of them (``scene_table``), as float32 arrays of the grid's shape."""
+    grid = tuple(table["grid"])
+    maps = [table] + ([table["appearance"]] if table.get("appearance") is not None else [])
+    return [(np.asarray(m["mean"], np.float32).reshape(grid), np.asarray(m["std"], np.float32).reshape(grid))
+            for m in maps]
+
+
 def scene_table(mean: np.ndarray, std: np.ndarray, appearance: SceneStats | None = None) -> dict[str, object]:
     """The card's form of the per-cell statistics (AnomalySpec.scene); ``appearance``: the statistics of the
     appearance error map (``fit_scenes``), for a predictor with an appearance branch."""
@@ -252,12 +262,10 @@ class AnomalyDetector:
                 msg = (f"{self.model.path}: the card's scene statistics are for a {grid} grid; "
                        f"this model uses {self.grid}")
                 raise ModelCardError(msg)
-            self.scene_mean = np.asarray(spec.scene["mean"], np.float32).reshape(grid)
-            self.scene_std = np.asarray(spec.scene["std"], np.float32).reshape(grid)
-            app = spec.scene.get("appearance")
-            if app is not None:
-                self.appearance_mean = np.asarray(app["mean"], np.float32).reshape(grid)
-                self.appearance_std = np.asarray(app["std"], np.float32).reshape(grid)
+            stats = table_stats(spec.scene)
+            self.scene_mean, self.scene_std = stats[0]
+            if len(stats) > 1:
+                self.appearance_mean, self.appearance_std = stats[1]
             else:  # calibrated on the prediction error alone (an older edge-ae): scored as it was calibrated
                 self.appearance = False
         inputs = self.model.session.get_inputs()

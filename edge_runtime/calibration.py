@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.anomaly import AnomalyDetector, combined_scene_scores, fit_scenes, scene_table
+from edge_runtime.anomaly import AnomalyDetector, combined_scene_scores, fit_scenes, scene_table, table_stats
 from edge_runtime.card import AnomalySpec, ModelCard
 from edge_runtime.card_file import write_card
 from edge_runtime.errors import CalibrationError, SourceError
@@ -240,6 +240,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
         cells = [np.stack(c.cells) for c in clips]  # (N, maps, rows, cols) each
         fitted = fit_scenes(np.concatenate(cells))
         scene = scene_table(fitted[0][0], fitted[0][1], appearance=fitted[1] if len(fitted) > 1 else None)
+        fitted = table_stats(scene)  # as the card stores them (6 digits): the threshold is for the runtime's scores
         per_clip = [smooth(combined_scene_scores(c, fitted), k) for c in cells]
         thr = threshold_for(np.concatenate(per_clip), r)
         if len(clips) > 1:

@@ -12,31 +12,42 @@ import pytest
 from edge_runtime.anomaly import AnomalyDetector
 from edge_runtime.calibration import calibrate
 from edge_runtime.card_file import read_card
-from tests.anomaly_data import PED2, predictor_model
-from tests.helpers import read_frames, shared
+from tests.anomaly_data import PED2, _train_export, predictor_model
+from tests.helpers import read_frames, shared, write_video
 
 pytest.importorskip("torch")
 
-NORMAL = (5, 6, 8)  # calibration clips; clip 07 is scored
-START, STOP = 40, 90  # frames of clip 07 with the pasted still object
+NORMAL = (5, 6, 8)  # Ped2 calibration clips
+ROOM = "videos/intel_one-by-one-person-detection.mp4"  # frames 0-59: the empty room
+START = 25  # the still object stands in the room from this frame on
+
+
+def _room(tmp: Path) -> tuple[list[np.ndarray], dict[bool, Path]]:
+    """The empty-room frames 0-50 (written losslessly as a video: a user's normal footage), and a predictor with
+    (True) and without (False) the appearance branch trained on them for a few steps."""
+    frames = read_frames(shared(ROOM), 51)
+    video = tmp / "room.mkv"
+    write_video(video, frames, 10.0)
+    models = {}
+    for branch in (True, False):
+        extra: dict[str, object] = {} if branch else {"model": {"appearance": None}}
+        model = _train_export(f"room_predictor_{branch}", [str(video)], "predictor", 120, batch=16, **extra)
+        out = tmp / f"room_{branch}.onnx"
+        calibrate(model, [str(video)], max_false_alarm=0.0, out=out, device="cpu", threads=1)
+        models[branch] = out
+    return frames, models
 
 
 def _still(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """A bright 40x20 ellipse (a standing figure's size) that appears at ``START`` and does not move."""
+    """A dark 70x200 ellipse (a standing figure's size in the 768x432 room, against the wall) that appears at
+    ``START`` and stays."""
     out = []
     for i, f in enumerate(frames):
         f = f.copy()
-        if START <= i < STOP:
-            cv2.ellipse(f, (200, 150), (10, 20), 0, 0, 360, (235, 235, 235), -1, cv2.LINE_AA)
+        if i >= START:
+            cv2.ellipse(f, (250, 200), (35, 100), 0, 0, 360, (60, 60, 60), -1, cv2.LINE_AA)
         out.append(f)
     return out
-
-
-def _calibrated(model: Path, tmp_path: Path, name: str) -> AnomalyDetector:
-    out = tmp_path / f"{name}.onnx"
-    calibrate(model, [str(shared(f"{PED2}/{c:02d}.mp4")) for c in NORMAL], max_false_alarm=0.02, out=out,
-              device="cpu", threads=1)
-    return AnomalyDetector(out, device="cpu", threads=1)
 
 
 def _flags(det: AnomalyDetector, frames: list[np.ndarray]) -> np.ndarray:
@@ -44,21 +55,30 @@ def _flags(det: AnomalyDetector, frames: list[np.ndarray]) -> np.ndarray:
     return np.array([bool(det.score(f).flag) for f in frames])
 
 
-def test_a_still_object_is_flagged_with_the_branch_and_missed_by_the_prediction_alone(tmp_path: Path) -> None:
-    frames = read_frames(shared(f"{PED2}/07.mp4"))
+def test_a_still_object_is_flagged_with_the_branch_and_missed_by_the_prediction_alone(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    frames, models = _room(tmp_path_factory.mktemp("room"))
     still = _still(frames)
-    with_branch = _calibrated(predictor_model(), tmp_path, "branch")
-    assert read_card(with_branch.model.path).outputs == {"reconstruction": "reconstruction",
-                                                         "appearance": "appearance"}
-    assert with_branch.appearance and with_branch.appearance_mean is not None
-    alone = _calibrated(predictor_model(appearance=False), tmp_path, "alone")
-    alone_card = read_card(alone.model.path)
+    branch, alone = (AnomalyDetector(models[b], device="cpu", threads=1) for b in (True, False))
+    assert read_card(models[True]).outputs == {"reconstruction": "reconstruction", "appearance": "appearance"}
+    assert branch.appearance and branch.appearance_mean is not None
+    alone_card = read_card(models[False])
     assert not alone.appearance and alone_card.outputs == {"reconstruction": "reconstruction"}
     assert alone_card.anomaly.scene.get("appearance") is None  # type: ignore[union-attr]
-    settled = slice(START + 5, STOP)  # once the object has stood still for a few frames
-    assert _flags(with_branch, frames).mean() <= 0.05
-    assert _flags(with_branch, still)[settled].mean() >= 0.9
-    assert _flags(alone, still)[settled].mean() <= 0.2  # copying the last frame predicts it: missed
+    settled = slice(START + 3, None)  # once the object has stood still for a few frames
+    flags = _flags(branch, still)
+    assert not flags[:START].any()  # the frames before it are the normal ones it was calibrated on
+    assert flags[settled].mean() >= 0.9
+    missed = _flags(alone, still)
+    assert missed[START]  # the prediction alone sees it arrive...
+    assert missed[settled].mean() <= 0.1  # ...and then copies it from the last frame: missed
+
+
+def _calibrated(model: Path, tmp_path: Path, name: str) -> AnomalyDetector:
+    out = tmp_path / f"{name}.onnx"
+    calibrate(model, [str(shared(f"{PED2}/{c:02d}.mp4")) for c in NORMAL], max_false_alarm=0.02, out=out,
+              device="cpu", threads=1)
+    return AnomalyDetector(out, device="cpu", threads=1)
 
 
 def test_scene_score_with_the_branch_is_causal() -> None:
