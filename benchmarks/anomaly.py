@@ -34,8 +34,17 @@ import cv2
 import numpy as np
 import torch
 
-from edge_runtime.anomaly import AnomalyDetector, auroc, combined_scene_scores, fit_scene, fit_scenes, scene_scores
+from edge_runtime.anomaly import (
+    APPEARANCE_WEIGHT,
+    AnomalyDetector,
+    auroc,
+    combined_scene_scores,
+    fit_scene,
+    fit_scenes,
+    scene_scores,
+)
 from edge_runtime.calibration import calibrate, threshold_for
+from edge_runtime.card_file import read_card
 from edge_runtime.events import find_events, release_level
 from export.onnx_export import export_checkpoint
 from train.checkpoint import load_checkpoint
@@ -192,11 +201,12 @@ def paste_object(frames: list[np.ndarray], kind: str, speed: int, start: int, st
     return out
 
 
-def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None) -> dict[str, Any]:
+def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained: Path | None = None) -> dict[str, Any]:
     """Ped2 through the command line with default options: ``edge-ae train --task anomaly 01.mp4 ... 12.mp4
     --max-minutes M`` (a video: the predictor), ``edge-ae export``; then for each of clips 13-16: ``edge-ae
     calibrate`` on the other three at 1 %, false alarms on the held-out clip, and AUROC of its frames against the
-    same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip)."""
+    same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip).
+    ``trained``: an exported model of an earlier run (``--keep``) to calibrate and score instead of training."""
     from click.testing import CliRunner
 
     from edge_runtime.cli import cli
@@ -210,11 +220,16 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None) -> dict[
     clips = [PED2 / f"{c:02d}.mp4" for c in range(1, 17)]
     ckpt, model = tmp / "ped2.pt", tmp / "ped2.onnx"
     t0 = time.time()
-    run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+    if trained is None:
+        run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+        run(["export", str(ckpt), "-o", str(model)])
+        _keep(model, keep)
+        meta = load_checkpoint(ckpt)[1]
+    else:
+        model = trained
+        card = read_card(model)
+        meta = {"config": {"family": card.family}, "metrics": card.metrics}
     train_s = time.time() - t0
-    run(["export", str(ckpt), "-o", str(model)])
-    _keep(model, keep)
-    meta = load_checkpoint(ckpt)[1]
     objects = [("bright", 6), ("dark", 6), ("dark", 3), ("bright", 2)]
     held = clips[12:]
     fa: dict[str, float] = {}
@@ -257,7 +272,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None) -> dict[
             os_.append((s_o - lo) / (hi - lo + 1e-12))
         auroc_norm[k] = auroc(np.concatenate(ns), np.concatenate(os_))
     res = {"task": "ped2_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
-           "family": meta["config"]["family"], "steps": meta["metrics"]["steps"], "score": score_name,
+           "family": meta["config"]["family"], "steps": meta["metrics"].get("steps"), "score": score_name,
            "false_alarm_held_out": fa, "false_alarm_mean": float(np.mean(list(fa.values()))),
            "loo_estimate_at_calibration": loo_estimate, "auroc_raw": auroc_raw, "auroc_per_clip_normalised": auroc_norm,
            "load_average": os.getloadavg()[0]}
@@ -265,18 +280,19 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None) -> dict[
     return res
 
 
-SCENE_RULES = ("max", "weighted_max", "sum", "prediction", "appearance")
+SCENE_RULES = ("max", "max_unweighted", "weighted_max", "sum", "prediction", "appearance")
 
 
 def rule_scorer(rule: str, cal: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """The scene scores of frames' cells (N, 2, rows, cols: prediction and appearance cell means) with statistics
-    fitted on the calibration frames ``cal``, under one way of using the two maps: the larger of their scores
-    (``max``, the runtime's), the same with the appearance score weighted onto the prediction's scale (their
+    fitted on the calibration frames ``cal``, under one way of using the two maps: the larger of the
+    prediction's score and ``APPEARANCE_WEIGHT`` times the appearance's (``max``, the runtime's), the same
+    with weight 1 (``max_unweighted``) or with the appearance score weighted onto the prediction's scale (their
     99th percentiles on the calibration frames line up: ``weighted_max``), one score of the summed map
     (``sum``), or one map alone."""
-    if rule in ("weighted_max", "max"):
+    if rule in ("max", "max_unweighted", "weighted_max"):
         fit = fit_scenes(cal)
-        w = 1.0
+        w = {"max": APPEARANCE_WEIGHT, "max_unweighted": 1.0}.get(rule, 1.0)
         if rule == "weighted_max":  # the appearance score times the ratio of the two scores' 99th percentiles
             tops = [float(np.percentile(scene_scores(cal[:, m], *fit[m]), 99)) for m in (0, 1)]
             w = tops[0] / tops[1]
@@ -635,7 +651,7 @@ def main() -> None:
     p.add_argument("--train-frames", default="0-50", help="intel: empty-room training frames")
     p.add_argument("--cal-frames", default=None, help="intel: empty-room calibration frames [the training frames]")
     p.add_argument("--model", type=Path, help="speed: a calibrated model (default: train a small one); "
-                                               "ped2-choose: a trained predictor (default: train one)")
+                                               "ped2-choose, ped2-cli: a trained predictor (default: train one)")
     p.add_argument("--keep", type=Path, help="copy the trained (calibrated) models into this folder")
     p.add_argument("--json", type=Path, help="append the result as one JSON line here")
     a = p.parse_args()
@@ -646,7 +662,7 @@ def main() -> None:
             res = bench_mnist_cli(tmp, a.minutes or 0.5, [int(k) for k in a.digits.split(",")],
                                   (a.scores or "mse,ssim,patch").split(","))
         elif a.part == "ped2-cli":
-            res = bench_ped2_cli(tmp, a.minutes or 10.0, a.keep)
+            res = bench_ped2_cli(tmp, a.minutes or 10.0, a.keep, a.model)
         elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
