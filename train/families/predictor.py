@@ -34,7 +34,7 @@ PAST_FRAMES = 4
 CROP = (48, 64)  # training windows: random crops of this size (the same place in every frame of a stack)
 APPEARANCE_CODE = 16  # numbers in the appearance branch's dense code, as training builds it (issue 14)
 APPEARANCE_WIDTHS = (8, 16, 32)  # its conv channels: (16, 32, 32) doubled the cost of a training step
-APPEARANCE_BATCH = 8  # stacks of a batch whose present frame trains the branch (its step costs about +20 %)
+APPEARANCE_BATCH = 8  # stacks of a batch whose present frame trains the branch (a step then costs about +12 %)
 PREDICTION_OUTPUTS: Mapping[str, str] = {"reconstruction": "reconstruction"}
 BRANCH_OUTPUTS: Mapping[str, str] = {"reconstruction": "reconstruction", "appearance": "appearance"}
 
