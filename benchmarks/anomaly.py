@@ -6,9 +6,11 @@ numbers are those of the shipped tool chain. One torch thread; each part runs a 
 
     python -m benchmarks.anomaly mnist-cli [--minutes 0.5] [--digits 0,1,...]   (the README's default path)
     python -m benchmarks.anomaly ped2-cli [--minutes 10]   (train 01-12, calibrate on 13-16 leaving one out)
+    python -m benchmarks.anomaly ped2-choose [--minutes 5] [--model m.onnx]   (train 01-10, choose on 11-12)
     python -m benchmarks.anomaly mnist [--family variational] [--steps 400] [--digits 0,1,...] [--split val]
     python -m benchmarks.anomaly ped2 [--held-out 16 | --held-out 15,16]
     python -m benchmarks.anomaly intel [--train-frames 0-50] [--cal-frames 0-50]
+    python -m benchmarks.anomaly intel-cli [--minutes 2]   (the empty-room frames 0-50 as a video, CLI defaults)
     python -m benchmarks.anomaly speed [--model calibrated.onnx]
 
 Choose a configuration with ``mnist --split val`` (images 301-400 of each digit, trained on 1-300)
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +34,17 @@ import cv2
 import numpy as np
 import torch
 
-from edge_runtime.anomaly import AnomalyDetector, auroc
+from edge_runtime.anomaly import (
+    APPEARANCE_WEIGHT,
+    AnomalyDetector,
+    auroc,
+    combined_scene_scores,
+    fit_scene,
+    fit_scenes,
+    scene_scores,
+)
 from edge_runtime.calibration import calibrate, threshold_for
+from edge_runtime.card_file import read_card
 from edge_runtime.events import find_events, release_level
 from export.onnx_export import export_checkpoint
 from train.checkpoint import load_checkpoint
@@ -188,11 +201,12 @@ def paste_object(frames: list[np.ndarray], kind: str, speed: int, start: int, st
     return out
 
 
-def bench_ped2_cli(tmp: Path, minutes: float) -> dict[str, Any]:
+def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained: Path | None = None) -> dict[str, Any]:
     """Ped2 through the command line with default options: ``edge-ae train --task anomaly 01.mp4 ... 12.mp4
     --max-minutes M`` (a video: the predictor), ``edge-ae export``; then for each of clips 13-16: ``edge-ae
     calibrate`` on the other three at 1 %, false alarms on the held-out clip, and AUROC of its frames against the
-    same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip)."""
+    same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip).
+    ``trained``: an exported model of an earlier run (``--keep``) to calibrate and score instead of training."""
     from click.testing import CliRunner
 
     from edge_runtime.cli import cli
@@ -206,10 +220,16 @@ def bench_ped2_cli(tmp: Path, minutes: float) -> dict[str, Any]:
     clips = [PED2 / f"{c:02d}.mp4" for c in range(1, 17)]
     ckpt, model = tmp / "ped2.pt", tmp / "ped2.onnx"
     t0 = time.time()
-    run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+    if trained is None:
+        run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+        run(["export", str(ckpt), "-o", str(model)])
+        _keep(model, keep)
+        meta = load_checkpoint(ckpt)[1]
+    else:
+        model = trained
+        card = read_card(model)
+        meta = {"config": {"family": card.family}, "metrics": card.metrics}
     train_s = time.time() - t0
-    run(["export", str(ckpt), "-o", str(model)])
-    meta = load_checkpoint(ckpt)[1]
     objects = [("bright", 6), ("dark", 6), ("dark", 3), ("bright", 2)]
     held = clips[12:]
     fa: dict[str, float] = {}
@@ -252,12 +272,106 @@ def bench_ped2_cli(tmp: Path, minutes: float) -> dict[str, Any]:
             os_.append((s_o - lo) / (hi - lo + 1e-12))
         auroc_norm[k] = auroc(np.concatenate(ns), np.concatenate(os_))
     res = {"task": "ped2_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
-           "family": meta["config"]["family"], "steps": meta["metrics"]["steps"], "score": score_name,
+           "family": meta["config"]["family"], "steps": meta["metrics"].get("steps"), "score": score_name,
            "false_alarm_held_out": fa, "false_alarm_mean": float(np.mean(list(fa.values()))),
            "loo_estimate_at_calibration": loo_estimate, "auroc_raw": auroc_raw, "auroc_per_clip_normalised": auroc_norm,
            "load_average": os.getloadavg()[0]}
     print(json.dumps(res, indent=1), flush=True)
     return res
+
+
+SCENE_RULES = ("max", "max_unweighted", "weighted_max", "sum", "prediction", "appearance")
+
+
+def rule_scorer(rule: str, cal: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The scene scores of frames' cells (N, 2, rows, cols: prediction and appearance cell means) with statistics
+    fitted on the calibration frames ``cal``, under one way of using the two maps: the larger of the
+    prediction's score and ``APPEARANCE_WEIGHT`` times the appearance's (``max``, the runtime's), the same
+    with weight 1 (``max_unweighted``) or with the appearance score weighted onto the prediction's scale (their
+    99th percentiles on the calibration frames line up: ``weighted_max``), one score of the summed map
+    (``sum``), or one map alone."""
+    if rule in ("max", "max_unweighted", "weighted_max"):
+        fit = fit_scenes(cal)
+        w = {"max": APPEARANCE_WEIGHT, "max_unweighted": 1.0}.get(rule, 1.0)
+        if rule == "weighted_max":  # the appearance score times the ratio of the two scores' 99th percentiles
+            tops = [float(np.percentile(scene_scores(cal[:, m], *fit[m]), 99)) for m in (0, 1)]
+            w = tops[0] / tops[1]
+        return lambda c: combined_scene_scores(c, fit, (1.0, w))
+    one = {"sum": lambda c: c.sum(axis=1), "prediction": lambda c: c[:, 0], "appearance": lambda c: c[:, 1]}[rule]
+    mean, std = fit_scene(one(cal))
+    return lambda c: scene_scores(one(c), mean, std)
+
+
+def rule_threshold(rule: str, clips: list[np.ndarray], share: float = 0.01) -> tuple[Callable[..., np.ndarray], float]:
+    """The scorer of ``rule`` fitted on every calibration clip's cells and its threshold as ``edge-ae calibrate``
+    sets it for the scene score: the geometric mean of the in-sample and the leave-one-clip-out thresholds."""
+    score = rule_scorer(rule, np.concatenate(clips))
+    inside = threshold_for(np.concatenate([score(c) for c in clips]), share)
+    held = [rule_scorer(rule, np.concatenate([o for j, o in enumerate(clips) if j != i]))(c)
+            for i, c in enumerate(clips)]
+    loo = threshold_for(np.concatenate(held), share)
+    return score, (math.sqrt(inside * loo) if inside > 0 and loo > 0 else max(inside, loo))
+
+
+def bench_ped2_choose(tmp: Path, minutes: float, model: Path | None, keep: Path | None = None) -> dict[str, Any]:
+    """Choose how the scene score uses a predictor's two error maps on data the ped2-cli benchmark does not
+    evaluate on (clips 13-16): train the default predictor (with its appearance branch) on Ped2 clips 01-10 for
+    ``minutes`` (``--task anomaly`` defaults, one thread); then, as ped2-cli does, for each of clips 11 and 12:
+    statistics and a 1 % threshold from the other three of clips 09-12 (09 and 10 were trained on), false alarms
+    on it, and AUROC of its normal frames against the same clip with each pasted object (ped2-cli's objects, raw
+    causal scores), for each rule of ``rule_scorer``."""
+    if model is None:
+        torch.set_num_threads(1)
+        cfg = build_config("predictor", task="anomaly", epochs=10**6, max_minutes=minutes, threads=1, seed=0)
+        ckpt = tmp / "choose.pt"
+        train_autoencoder(cfg, [str(PED2 / f"{c:02d}.mp4") for c in range(1, 11)], ckpt, log=lambda s: None)
+        steps = load_checkpoint(ckpt)[1]["metrics"]["steps"]
+        model = tmp / "choose.onnx"
+        export_checkpoint(ckpt, model)
+        _keep(model, keep)
+    else:
+        steps = None
+    det = AnomalyDetector(model, device="cpu", threads=1, score="scene")
+    det.forget_scene()
+    if not det.appearance:
+        msg = f"{model}: no appearance output; ped2-choose compares ways of using both error maps"
+        raise SystemExit(msg)
+
+    def cells(frames: list[np.ndarray]) -> np.ndarray:
+        det.reset()
+        return np.stack([np.stack(det.score(f).cells) for f in frames])  # (N, 2, rows, cols)
+
+    objects = [("bright", 6), ("dark", 6), ("dark", 3), ("bright", 2)]
+    names = ("09", "10", "11", "12")
+    clips = {c: _frames(PED2 / f"{c}.mp4") for c in names}
+    normal = {c: cells(f) for c, f in clips.items()}
+    pasted: dict[str, dict[str, np.ndarray]] = {}
+    for i, c in enumerate(("11", "12")):
+        n = len(clips[c])
+        start, stop = n // 3, n // 3 + 40
+        pasted[c] = {f"{k}@{v}": cells(paste_object(clips[c], k, v, start, stop, seed=i))[start:stop]
+                     for k, v in objects}
+    out: dict[str, Any] = {"task": "ped2_choose_scene_rule", "minutes": minutes, "steps": steps, "model": str(model),
+                           "train_clips": "01-10", "evaluated_clips": "11, 12 (each calibrated on the other three "
+                           "of 09-12)", "rules": {}}
+    for rule in SCENE_RULES:
+        res: dict[str, Any] = {}
+        for ev in ("11", "12"):
+            score, thr = rule_threshold(rule, [normal[c] for c in names if c != ev])
+            s_normal = score(normal[ev])
+            res[f"false_alarm_{ev}"] = float(np.mean(s_normal > thr))
+            for key, obj in pasted[ev].items():
+                s_obj = score(obj)
+                res[f"auroc_{ev}_{key}"] = auroc(s_normal, s_obj)
+                res[f"recall_{ev}_{key}"] = float(np.mean(s_obj > thr))
+        res["false_alarm_mean"] = float(np.mean([v for k, v in res.items() if k.startswith("false_alarm_")]))
+        res["auroc_mean"] = float(np.mean([v for k, v in res.items() if k.startswith("auroc_")]))
+        res["auroc_min"] = float(min(v for k, v in res.items() if k.startswith("auroc_") and k != "auroc_mean"))
+        out["rules"][rule] = res
+        print(f"{rule}: " + ", ".join(f"{k} {v:.3f}" for k, v in res.items()), flush=True)
+    out["load_average"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1), flush=True)
+    return out
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -412,6 +526,70 @@ def bench_intel(tmp: Path, family: str, steps: int, train_frames: str = "0-50", 
     return out
 
 
+def write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> int:
+    """Write ``frames`` as an FFV1 video (lossless) and read it back; the largest pixel difference (0)."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        vw.write(f)
+    vw.release()
+    back = _frames(path)
+    if len(back) != len(frames):
+        msg = f"{path}: wrote {len(frames)} frames, read {len(back)} back"
+        raise SystemExit(msg)
+    return max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(frames, back, strict=True))
+
+
+def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50") -> dict[str, Any]:
+    """The Intel empty room through the command line with default options, as a user with a camera would do
+    it: the empty-room frames (decoded from the mp4, written losslessly as an FFV1 .mkv at the video's 10 fps:
+    a video, so ``--task anomaly`` picks the predictor; a folder of PNGs would pick the convolutional family),
+    ``edge-ae train --task anomaly ROOM.mkv --max-minutes M``, ``edge-ae export``, ``edge-ae calibrate`` on
+    the same video with ``--max-false-alarm 0`` (51 frames are too few for the default 1 %), then every frame
+    of the video scored in order by one detector (causal scores, as ``edge-ae detect`` gives them): AUROC
+    against the hand labels (the frames after the training ones), false alarms and event timing."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import cli
+
+    def run(args: list[str]) -> str:
+        r = CliRunner().invoke(cli, args)
+        if r.exit_code != 0:
+            raise SystemExit(r.output)
+        return r.output
+
+    frames = _frames(INTEL)
+    a, b = _span(train_frames)
+    if b >= INTEL_PEOPLE[0][0]:
+        msg = f"training frames must be empty-room frames (0-{INTEL_PEOPLE[0][0] - 1})"
+        raise SystemExit(msg)
+    room = tmp / "empty_room.mkv"
+    diff = write_lossless(room, frames[a : b + 1], 10.0)
+    ckpt, model, cal = tmp / "intel.pt", tmp / "intel.onnx", tmp / "intel_cal.onnx"
+    t0 = time.time()
+    run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt)])
+    train_s = time.time() - t0
+    run(["export", str(ckpt), "-o", str(model)])
+    print(run(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal)]).strip(), flush=True)
+    meta = load_checkpoint(ckpt)[1]
+    det = AnomalyDetector(cal, device="cpu", threads=1)
+    s = np.array([det.score(f).score for f in frames])
+    out: dict[str, Any] = {"task": "intel_empty_room_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
+                           "family": meta["config"]["family"], "model": meta["config"]["model"],
+                           "steps": meta["metrics"]["steps"], "score": det.score_name,
+                           "outputs": sorted(det.model.card.outputs.values()),
+                           "train_frames": f"{a}-{b} (FFV1 video, max pixel difference after writing: {diff})",
+                           "evaluated": f"frames {b + 1}-{len(frames) - 1}",
+                           **_intel_metrics(s, INTEL_PEOPLE, b, det.threshold, det.stats),
+                           "first_labels": {"people": INTEL_PEOPLE_FIRST,
+                                            **_intel_metrics(s, INTEL_PEOPLE_FIRST, b, det.threshold, det.stats)},
+                           "normal_score_stats": {k: det.stats[k] for k in ("p50", "p99", "max") if k in det.stats},
+                           "load_average": os.getloadavg()[0]}
+    for r in (out, out["first_labels"]):
+        r.pop("timing", None)  # the event table is long; the AUROC and counts are the figures
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
 def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[str, Any]:
     """Frames per second of detect (score + every output) at 360x240 and 640x480 on this machine."""
     from edge_runtime.detect import detect_stream
@@ -450,9 +628,11 @@ def bench_speed(tmp: Path, model: Path | None, seconds: float = 20.0) -> dict[st
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["mnist-cli", "ped2-cli", "mnist", "ped2", "intel", "speed"])
+    p.add_argument("part", choices=["mnist-cli", "ped2-cli", "ped2-choose", "mnist", "ped2", "intel", "intel-cli",
+                                     "speed"])
     p.add_argument("--minutes", type=float, default=None,
-                   help="mnist-cli / ped2-cli: --max-minutes of each training run [0.5 / 10]")
+                   help="mnist-cli / ped2-cli / intel-cli / ped2-choose: --max-minutes of each training run "
+                        "[0.5 / 10 / 2 / 5]")
     p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional")
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
@@ -470,7 +650,8 @@ def main() -> None:
                         "measure on the second")
     p.add_argument("--train-frames", default="0-50", help="intel: empty-room training frames")
     p.add_argument("--cal-frames", default=None, help="intel: empty-room calibration frames [the training frames]")
-    p.add_argument("--model", type=Path, help="speed: a calibrated model (default: train a small one)")
+    p.add_argument("--model", type=Path, help="speed: a calibrated model (default: train a small one); "
+                                               "ped2-choose, ped2-cli: a trained predictor (default: train one)")
     p.add_argument("--keep", type=Path, help="copy the trained (calibrated) models into this folder")
     p.add_argument("--json", type=Path, help="append the result as one JSON line here")
     a = p.parse_args()
@@ -481,7 +662,7 @@ def main() -> None:
             res = bench_mnist_cli(tmp, a.minutes or 0.5, [int(k) for k in a.digits.split(",")],
                                   (a.scores or "mse,ssim,patch").split(","))
         elif a.part == "ped2-cli":
-            res = bench_ped2_cli(tmp, a.minutes or 10.0)
+            res = bench_ped2_cli(tmp, a.minutes or 10.0, a.keep, a.model)
         elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
@@ -494,6 +675,10 @@ def main() -> None:
                               a.split, over, a.keep)
         elif a.part == "ped2":
             res = bench_ped2(tmp, a.family or "convolutional", a.steps or 400, a.held_out.split(","), a.keep)
+        elif a.part == "ped2-choose":
+            res = bench_ped2_choose(tmp, a.minutes or 5.0, a.model, a.keep)
+        elif a.part == "intel-cli":
+            res = bench_intel_cli(tmp, a.minutes or 2.0, a.train_frames)
         elif a.part == "intel":
             res = bench_intel(tmp, a.family or "convolutional", a.steps or 300, a.train_frames, a.cal_frames, a.keep)
         else:

@@ -25,7 +25,27 @@ Scores (the card's ``anomaly.score``; without one, the default follows the model
 With a predictor (the card's ``input.past_frames`` = K: the input stacks frames t-K..t), the "reconstruction"
 is frame t predicted from the K frames before it and every score above applies to that prediction's error;
 the detector keeps the last K frames of its stream (a new stream, after ``reset()``, starts from its first
-frame). Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
+frame). A predictor with an appearance branch (an output of role ``appearance``: a narrow autoencoder's
+reconstruction of frame t itself, issue 14) gives a second error map, which shows what is unlike the normal
+scene even when it stands still (copying the last frame predicts it perfectly). Its ``scene`` score is the
+larger of the prediction map's scene score and half the appearance map's (``APPEARANCE_WEIGHT``), each map's
+cells normalised with their own calibrated statistics (the card's ``anomaly.scene`` holds both). Why: the maps
+differ in scale and in where they are busy (the appearance error is high wherever pedestrians pass, the
+prediction error where they move), so each needs its own per-cell statistics; on Ped2 clips 11-12 (which the
+ped2-cli benchmark neither trains nor evaluates on; ``python -m benchmarks.anomaly ped2-choose``, README) one
+score of the summed maps raised false alarms from 1.7 / 8.3 % (the prediction alone) to 36 / 0 %, and
+weighting the appearance score up to line up the two scores' 99th percentiles to 28 / 8 %; weights 0.5, 0.75
+and 1 kept them at 1.7 / 8.3 % with mean AUROCs of pasted objects of 0.945, 0.942 and 0.921 (the prediction
+alone 0.946): clip 11 has a person standing at the frame's edge, which the appearance map rightly finds
+unusual, and a larger weight lets it mask the prediction's detections there. A still person-sized object in
+the Intel empty room scores about 34 on the appearance map against at most 5.2 on normal frames, so half of it
+still counts (tests/cli/test_predictor_appearance.py). Measured after this choice on the ped2-cli benchmark
+(one model, clips 13-16): weight 1 ranked the slow bright object better than 0.5 (AUROC 0.856 against 0.819;
+the prediction alone 0.804) with the same false alarms; two design clips are little evidence either way. A
+card calibrated without appearance statistics (an older edge-ae) is scored as it was calibrated: prediction
+only. The other scores and the error map shown use the prediction error plus the appearance error.
+
+Every score is causal: frame t uses frames up to t only. ``smoothing`` k > 1 averages the raw scores
 of the last k frames (the current one included); the smoothed score is the one compared with the
 threshold. numpy + onnxruntime + OpenCV only.
 """
@@ -35,6 +55,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,8 +66,9 @@ from edge_runtime.errors import ModelCardError, NotCalibratedError
 from edge_runtime.model import Model
 from edge_runtime.quality import ssim_planes
 
-__all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "cell_means", "default_score",
-           "fit_scene", "max_patch_mean", "parse_score", "scene_grid", "scene_scores", "scene_table", "ssim_map"]
+__all__ = ["AnomalyDetector", "AnomalyResult", "NotCalibratedError", "auroc", "cell_means", "combined_scene_scores",
+           "default_score", "fit_scene", "fit_scenes", "max_patch_mean", "parse_score", "scene_grid", "scene_scores",
+           "scene_table", "ssim_map", "table_stats"]
 
 BASE_SCORES = ("mse", "ssim", "patch", "ssim_patch", "likelihood", "sequence", "scene")
 SCENE_GRID = (16, 24)  # rows, cols of the scene score's cells (fewer on a smaller model input)
@@ -62,6 +84,8 @@ class AnomalyResult:
     flag: bool | None  # score > threshold; None when the model has no threshold
     error_map: np.ndarray  # float32 (h, w) at the model's size; larger = worse reconstructed
     index: int  # frames scored since the detector started or was reset
+    # scene score: the cell means (rows, cols) of each error map it uses (the prediction's, then the appearance's)
+    cells: tuple[np.ndarray, ...] = ()
 
 
 def _roles(card: ModelCard) -> set[str]:
@@ -155,11 +179,51 @@ def scene_scores(cells: np.ndarray, mean: np.ndarray | None, std: np.ndarray | N
     return z.reshape(len(c), -1).max(axis=1)
 
 
-def scene_table(mean: np.ndarray, std: np.ndarray) -> dict[str, object]:
-    """The card's form of the per-cell statistics (AnomalySpec.scene)."""
-    return {"grid": [int(mean.shape[0]), int(mean.shape[1])],
-            "mean": [float(f"{v:.6g}") for v in mean.ravel()],
+SceneStats = tuple[np.ndarray, np.ndarray]  # one error map's per-cell mean and std (``fit_scene``)
+APPEARANCE_WEIGHT = 0.5  # the appearance map's scene score counts half (chosen on Ped2 clips 11-12; module doc)
+
+
+def fit_scenes(cells: np.ndarray) -> list[SceneStats]:
+    """``fit_scene`` of each error map's cells (N, maps, rows, cols): [(mean, std) of map 0, of map 1, ...]."""
+    c = np.asarray(cells)
+    return [fit_scene(c[:, m]) for m in range(c.shape[1])]
+
+
+def combined_scene_scores(cells: np.ndarray, stats: list[SceneStats] | None,
+                          weights: tuple[float, ...] | None = None) -> np.ndarray:
+    """The scene score of frames with several error maps (N, maps, rows, cols): the largest of the maps'
+    weighted ``scene_scores``, each with its own statistics (``stats``, from ``fit_scenes``; None: uncalibrated,
+    the largest of the maps' worst cells). ``weights``: one per map, by default 1 for the first (the
+    prediction) and ``APPEARANCE_WEIGHT`` for the others; other weights are for comparing rules
+    (``benchmarks.anomaly ped2-choose``)."""
+    c = np.asarray(cells)
+    w = weights or (1.0,) + (APPEARANCE_WEIGHT,) * (c.shape[1] - 1)
+    per_map = [w[m] * scene_scores(c[:, m], *(stats[m] if stats is not None else (None, None)))
+               for m in range(c.shape[1])]
+    return np.max(np.stack(per_map), axis=0)
+
+
+def _cell_table(mean: np.ndarray, std: np.ndarray) -> dict[str, list[float]]:
+    return {"mean": [float(f"{v:.6g}") for v in mean.ravel()],
             "std": [float(f"{max(float(v), 1e-12):.6g}") for v in std.ravel()]}
+
+
+def table_stats(table: dict[str, Any]) -> list[SceneStats]:
+    """The per-cell statistics of each error map (the prediction's, then the appearance's when there) from the
+    card's form of them (``scene_table``), as float32 arrays of the grid's shape."""
+    grid = tuple(table["grid"])
+    maps = [table] + ([table["appearance"]] if table.get("appearance") is not None else [])
+    return [(np.asarray(m["mean"], np.float32).reshape(grid), np.asarray(m["std"], np.float32).reshape(grid))
+            for m in maps]
+
+
+def scene_table(mean: np.ndarray, std: np.ndarray, appearance: SceneStats | None = None) -> dict[str, object]:
+    """The card's form of the per-cell statistics (AnomalySpec.scene); ``appearance``: the statistics of the
+    appearance error map (``fit_scenes``), for a predictor with an appearance branch."""
+    table: dict[str, object] = {"grid": [int(mean.shape[0]), int(mean.shape[1])], **_cell_table(mean, std)}
+    if appearance is not None:
+        table["appearance"] = _cell_table(*appearance)
+    return table
 
 
 class AnomalyDetector:
@@ -191,18 +255,26 @@ class AnomalyDetector:
         self.threshold = threshold if threshold is not None else (spec.threshold if same else None)
         self.stats = dict(spec.stats) if same else {}
         self.grid = scene_grid(self.ae.size)
+        self.sequence_length = self.ae.sequence_length
+        self.past_frames = card.input.past_frames or 0
+        # A predictor's appearance branch (issue 14): a second error map, of frame t's own reconstruction.
+        self.appearance = bool(self.past_frames) and "appearance" in self.ae.roles
         self.scene_mean: np.ndarray | None = None
         self.scene_std: np.ndarray | None = None
+        self.appearance_mean: np.ndarray | None = None
+        self.appearance_std: np.ndarray | None = None
         if same and spec.scene is not None and self.base == "scene":
             grid = tuple(spec.scene["grid"])
             if grid != self.grid:
                 msg = (f"{self.model.path}: the card's scene statistics are for a {grid} grid; "
                        f"this model uses {self.grid}")
                 raise ModelCardError(msg)
-            self.scene_mean = np.asarray(spec.scene["mean"], np.float32).reshape(grid)
-            self.scene_std = np.asarray(spec.scene["std"], np.float32).reshape(grid)
-        self.sequence_length = self.ae.sequence_length
-        self.past_frames = card.input.past_frames or 0
+            stats = table_stats(spec.scene)
+            self.scene_mean, self.scene_std = stats[0]
+            if len(stats) > 1:
+                self.appearance_mean, self.appearance_std = stats[1]
+            else:  # calibrated on the prediction error alone (an older edge-ae): scored as it was calibrated
+                self.appearance = False
         inputs = self.model.session.get_inputs()
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self._latent = next((i for i in inputs[1:]), None)
@@ -233,8 +305,29 @@ class AnomalyDetector:
             return v.reshape(-1, h, w).transpose(1, 2, 0)
         return v.reshape(h, w, -1)
 
+    def forget_scene(self) -> None:
+        """Drop the scene statistics (calibration learns them anew): scene scores become uncalibrated ones."""
+        self.scene_mean = self.scene_std = self.appearance_mean = self.appearance_std = None
+        self.appearance = bool(self.past_frames) and "appearance" in self.ae.roles
+
+    def scene_stats(self) -> list[SceneStats] | None:
+        """The per-cell (mean, std) of each error map the scene score uses; None before calibration."""
+        if self.scene_mean is None or self.scene_std is None:
+            return None
+        stats: list[SceneStats] = [(self.scene_mean, self.scene_std)]
+        if self.appearance:
+            if self.appearance_mean is None or self.appearance_std is None:
+                return None
+            stats.append((self.appearance_mean, self.appearance_std))
+        return stats
+
     def raw_score(self, frame: np.ndarray) -> tuple[float, np.ndarray]:
         """This frame's score before smoothing and its error map (h, w); advances a sequence model's window."""
+        value, err, _ = self._raw(frame)
+        return value, err
+
+    def _raw(self, frame: np.ndarray) -> tuple[float, np.ndarray, tuple[np.ndarray, ...]]:
+        """(score, error map, the scene score's cell means per error map) of this frame before smoothing."""
         x = self.ae.frames_to_array([frame])  # (1, ...) in model layout
         lo, hi = self.ae.spec.value_range
         if self.ae.layout == "NTF":
@@ -243,14 +336,17 @@ class AnomalyDetector:
             y = self._run(seq, ["reconstruction"])[0]
             if self.base == "sequence":
                 err = (y[0] - seq[0]) ** 2  # (T, F)
-                return float(err.mean()), self._hwc(err[-1]).mean(axis=2) / (hi - lo) ** 2
+                return float(err.mean()), self._hwc(err[-1]).mean(axis=2) / (hi - lo) ** 2, ()
             a, b = self._hwc(seq[0, -1]), self._hwc(y[0, -1])
         elif self.past_frames:
             # A predictor: frames t-K..t stacked (the first frame of a stream stands in for the ones before it).
             self._window.append(x[0])  # (1, H, W)
             stack = [self._window[0]] * (self.past_frames + 1 - len(self._window)) + list(self._window)
-            y = self._run(np.concatenate(stack)[None], ["reconstruction"])[0]  # (1, 1, H, W)
-            a, b = self._hwc(x[0]), self._hwc(y[0])
+            roles = ["reconstruction", "appearance"] if self.appearance else ["reconstruction"]
+            outs = self._run(np.concatenate(stack)[None], roles)  # each (1, 1, H, W)
+            a, b = self._hwc(x[0]), self._hwc(outs[0][0])
+            if self.appearance:
+                return self._two_maps(a, b, self._hwc(outs[1][0]))
         elif self.base == "likelihood":
             y, mean, logvar = self._run(x, ["reconstruction", "mean", "logvar"])
             a, b = self._hwc(x[0]), self._hwc(y[0])
@@ -258,7 +354,7 @@ class AnomalyDetector:
             t = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
             nll = -(t * np.log(p) + (1 - t) * np.log1p(-p))  # (H, W, C) Bernoulli
             kl = 0.5 * float(np.sum(mean**2 + np.exp(logvar) - 1.0 - logvar))
-            return (float(nll.sum()) + kl) / nll.size, nll.mean(axis=2)
+            return (float(nll.sum()) + kl) / nll.size, nll.mean(axis=2), ()
         else:
             y = self._run(x, ["reconstruction"])[0]
             a, b = self._hwc(x[0]), self._hwc(y[0])
@@ -268,22 +364,44 @@ class AnomalyDetector:
             value = float(1.0 - s.mean())
             if self.base == "ssim_patch":
                 value *= max_patch_mean(((a - b) ** 2).mean(axis=2), self.patch) ** 0.5
-            return value, np.clip(1.0 - s, 0.0, 2.0) / 2.0
+            return value, np.clip(1.0 - s, 0.0, 2.0) / 2.0, ()
         err = ((a - b) ** 2).mean(axis=2)
+        return self._value(err, (err,))
+
+    def _two_maps(self, a: np.ndarray, b: np.ndarray,
+                  c: np.ndarray) -> tuple[float, np.ndarray, tuple[np.ndarray, ...]]:
+        """A predictor with an appearance branch: frame ``a``, its prediction ``b`` and its appearance
+        reconstruction ``c`` (H, W, 1). The scene score uses both error maps; the others, and the map shown,
+        their sum."""
+        lo, hi = self.ae.spec.value_range
+        a, b, c = (a - lo) / (hi - lo), (b - lo) / (hi - lo), (c - lo) / (hi - lo)
+        pred_err, app_err = ((a - b) ** 2).mean(axis=2), ((a - c) ** 2).mean(axis=2)
+        err = pred_err + app_err
+        if self.base in ("ssim", "ssim_patch"):
+            s = np.minimum(ssim_map(a, b), ssim_map(a, c))
+            value = float(1.0 - s.mean())
+            if self.base == "ssim_patch":
+                value *= max_patch_mean(err, self.patch) ** 0.5
+            return value, np.clip(1.0 - s, 0.0, 2.0) / 2.0, ()
+        return self._value(err, (pred_err, app_err))
+
+    def _value(self, err: np.ndarray, maps: tuple[np.ndarray, ...]) -> tuple[float, np.ndarray, tuple[np.ndarray, ...]]:
+        """The mse, patch or scene score of the error map ``err`` (scene: of each of ``maps``)."""
         if self.base == "patch":
-            return max_patch_mean(err, self.patch), err
+            return max_patch_mean(err, self.patch), err, ()
         if self.base == "scene":
-            cells = cell_means(err, self.grid)[None]
-            return float(scene_scores(cells, self.scene_mean, self.scene_std)[0]), err
-        return float(err.mean()), err
+            cells = tuple(cell_means(m, self.grid) for m in maps)
+            value = combined_scene_scores(np.stack(cells)[None], self.scene_stats())[0]
+            return float(value), err, cells
+        return float(err.mean()), err, ()
 
     def score(self, frame: np.ndarray) -> AnomalyResult:
         """Score one uint8 frame (H x W grey or H x W x 3 BGR) of the stream."""
-        raw, error_map = self.raw_score(frame)
+        raw, error_map, cells = self._raw(frame)
         self._recent.append(raw)
         value = float(np.mean(self._recent)) if len(self._recent) > 1 else raw
         flag = None if self.threshold is None else bool(value > self.threshold)
-        result = AnomalyResult(value, raw, flag, error_map.astype(np.float32, copy=False), self._count)
+        result = AnomalyResult(value, raw, flag, error_map.astype(np.float32, copy=False), self._count, cells)
         self._count += 1
         return result
 

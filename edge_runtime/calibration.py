@@ -11,6 +11,9 @@ per-cell statistics) fitted on the other clips; the share of its frames flagged 
 the false-alarm rate on new footage. For ``scene``, statistics fitted on the same frames they score are too
 tight (in-sample thresholds undershoot) and thresholds from held-out scores of a few clips overshoot; the
 threshold is the geometric mean of the two (chosen on four Ped2 clips after seeing them: validate on more).
+A predictor with an appearance branch has two error maps; each gets its own per-cell statistics (stored
+together in the card's ``anomaly.scene``) and the scene score is the larger of the two maps' scores
+(``edge_runtime.anomaly``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.anomaly import AnomalyDetector, cell_means, fit_scene, scene_scores, scene_table
+from edge_runtime.anomaly import AnomalyDetector, combined_scene_scores, fit_scenes, scene_table, table_stats
 from edge_runtime.card import AnomalySpec, ModelCard
 from edge_runtime.card_file import write_card
 from edge_runtime.errors import CalibrationError, SourceError
@@ -117,7 +120,7 @@ class Clip:
 
     name: str
     raw: list[float]  # unsmoothed scores
-    cells: list[np.ndarray]  # scene score: the cell means of each frame's error map
+    cells: list[np.ndarray]  # scene score: the cell means of each frame's error maps, (maps, rows, cols) each
     size: tuple[int, int]  # (height, width) of its first frame
     colour: bool  # its first frame has three channels that differ
 
@@ -142,7 +145,7 @@ def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: i
             r = detector.score(im)
             clip.raw.append(r.raw)
             if detector.base == "scene":
-                clip.cells.append(cell_means(r.error_map, detector.grid))
+                clip.cells.append(np.stack(r.cells))
             flat = r.error_map.ravel()
             maps.append(flat if flat.size <= MAP_SAMPLES else rng.choice(flat, MAP_SAMPLES, replace=False))
             total += 1
@@ -224,7 +227,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     m = Model(model_path, device=device, threads=threads)
     det = AnomalyDetector(m, score=score, smoothing=smoothing)
     det.threshold = None
-    det.scene_mean = det.scene_std = None  # the statistics are learned here, from this data
+    det.forget_scene()  # the statistics are learned here, from this data
     clips, map_values = score_normal(det, data, max_frames, on_frame)
     k = det.smoothing
     full_windows = sum(max(len(c.raw) - k + 1, 0) for c in clips)
@@ -234,16 +237,17 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     scene: dict[str, object] | None = None
     held_out: list[tuple[str, int, float]] = []
     if det.base == "scene":
-        cells = [np.stack(c.cells) for c in clips]
-        mean, std = fit_scene(np.concatenate(cells))
-        scene = scene_table(mean, std)
-        per_clip = [smooth(scene_scores(c, mean, std), k) for c in cells]
+        cells = [np.stack(c.cells) for c in clips]  # (N, maps, rows, cols) each
+        fitted = fit_scenes(np.concatenate(cells))
+        scene = scene_table(fitted[0][0], fitted[0][1], appearance=fitted[1] if len(fitted) > 1 else None)
+        fitted = table_stats(scene)  # as the card stores them (6 digits): the threshold is for the runtime's scores
+        per_clip = [smooth(combined_scene_scores(c, fitted), k) for c in cells]
         thr = threshold_for(np.concatenate(per_clip), r)
         if len(clips) > 1:
             held = []
             for i in range(len(clips)):
-                mu_i, sd_i = fit_scene(np.concatenate([c for j, c in enumerate(cells) if j != i]))
-                held.append(smooth(scene_scores(cells[i], mu_i, sd_i), k))
+                fit_i = fit_scenes(np.concatenate([c for j, c in enumerate(cells) if j != i]))
+                held.append(smooth(combined_scene_scores(cells[i], fit_i), k))
             loo = threshold_for(np.concatenate(held), r)
             thr = math.sqrt(thr * loo) if thr > 0 and loo > 0 else max(thr, loo)
             held_out = [(c.name, len(h), float(np.mean(h > thr))) for c, h in zip(clips, held, strict=True)]

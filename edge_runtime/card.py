@@ -56,6 +56,8 @@ class AnomalySpec:
     ``scene`` (score 'scene' only, written by calibration): what each region of the scene normally shows,
     {"grid": [rows, cols], "mean": [...], "std": [...]}: per cell of a rows x cols grid over the error map
     (row-major), the mean and spread of its mean error over the normal frames. Cards without it still read.
+    A predictor with an appearance branch adds "appearance": {"mean": [...], "std": [...]}, the same for its
+    appearance error map (cards without it still read: the prediction error alone was calibrated).
     """
 
     score: str = "mse"
@@ -192,20 +194,31 @@ class ModelCard:
 
 def _scene_problem(scene: Any) -> str | None:
     """What is wrong with the per-cell statistics of the scene score, or None."""
-    if not isinstance(scene, dict) or set(scene) != {"grid", "mean", "std"}:
-        return "must be an object with the keys grid, mean and std"
+    if not isinstance(scene, dict) or not {"grid", "mean", "std"} <= set(scene) <= {"grid", "mean", "std",
+                                                                                  "appearance"}:
+        return "must be an object with the keys grid, mean and std (and optionally appearance)"
     grid = scene["grid"]
     if (not isinstance(grid, list) or len(grid) != 2
             or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
         return f"grid is {grid!r}; expected [rows, cols] of positive integers"
-    cells = grid[0] * grid[1]
+    problem = _cells_problem(scene, grid[0] * grid[1], "")
+    if problem or "appearance" not in scene:
+        return problem
+    app = scene["appearance"]
+    if not isinstance(app, dict) or set(app) != {"mean", "std"}:
+        return "appearance must be an object with the keys mean and std"
+    return _cells_problem(app, grid[0] * grid[1], "appearance ")
+
+
+def _cells_problem(table: dict[str, Any], cells: int, what: str) -> str | None:
+    """What is wrong with one error map's per-cell ``mean`` and ``std`` lists, or None."""
     for key in ("mean", "std"):
-        v = scene[key]
+        v = table[key]
         if (not isinstance(v, list) or len(v) != cells
                 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
-            return f"{key} must be {cells} finite numbers (one per grid cell)"
-    if min(scene["std"]) <= 0 or min(scene["mean"]) < 0:
-        return "std must be positive and mean non-negative"
+            return f"{what}{key} must be {cells} finite numbers (one per grid cell)"
+    if min(table["std"]) <= 0 or min(table["mean"]) < 0:
+        return f"{what}std must be positive and mean non-negative"
     return None
 
 

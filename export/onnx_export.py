@@ -6,6 +6,8 @@ float32 in [0, 1] and the frame input is named ``input``:
 - image families (conv_denoiser): input (B, C, H, W) of any size -> output (B, C, H, W), role image;
 - NF families (undercomplete, sparse, ...): input (B, H*W*C) -> reconstruction (B, H*W*C), latent (B, Z);
 - NCHW families (convolutional, fixed H x W): input (B, C, H, W) -> reconstruction (B, C, H, W), latent (B, Z);
+  the predictor: input (B, K + 1, H, W) -> reconstruction (B, 1, H, W) (and, with its appearance branch,
+  appearance (B, 1, H, W)): a network's ``output_roles`` names its outputs where they differ from the spec's;
 - NTF families (lstm): input (B, T, H*W*C), any T -> reconstruction (B, T, H*W*C), latent (B, Z);
 - recurrent image families (video_denoiser): inputs input (B, C, H, W) and state (B, S, H, W) -> output
   (B, C, H, W), state_out (B, S, H, W); the card's ``state`` names them; parity runs a closed loop of
@@ -93,7 +95,7 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
             past_frames=size.get("past_frames"),
             strength=STRENGTH_INPUT if takes_strength(model) else None,
         ),
-        outputs=dict(spec.outputs),
+        outputs=dict(spec.outputs_of(model)),
         precision=precision,
         noise=payload.get("noise"),
         anomaly=(AnomalySpec(score=getattr(model, "anomaly_score", spec.score))
@@ -136,10 +138,11 @@ def to_onnx(spec: FamilySpec, model: nn.Module, card: ModelCard) -> onnx.ModelPr
     if takes_strength(model):
         args = (*args, torch.ones(1))
     buf = io.BytesIO()
+    outputs = spec.outputs_of(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, LSTM batch warnings
-        torch.onnx.export(model, args, buf, input_names=_input_names(spec, model), output_names=list(spec.outputs),
-                          dynamic_axes=spec.axes(), opset_version=OPSET, dynamo=False)
+        torch.onnx.export(model, args, buf, input_names=_input_names(spec, model), output_names=list(outputs),
+                          dynamic_axes=spec.axes(outputs), opset_version=OPSET, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
 
 

@@ -72,10 +72,13 @@ def scene_model(family: str = "convolutional", steps: int = 60) -> Path:
 
 
 @functools.cache
-def predictor_model(steps: int = 80) -> Path:
-    """The causal frame predictor (grey 80x120) trained on Ped2 clips 01-04 (uncalibrated)."""
+def predictor_model(steps: int = 80, appearance: bool = True) -> Path:
+    """The causal frame predictor (grey 80x120) trained on Ped2 clips 01-04 (uncalibrated); as training builds it
+    (with its appearance branch), or ``appearance=False``: the prediction alone, as models were before issue 14."""
     clips = [str(shared(f"{PED2}/{c:02d}.mp4")) for c in range(1, 5)]
-    return _train_export(f"predictor_ped2_{steps}", clips, "predictor", steps, batch=16)
+    extra: dict[str, object] = {} if appearance else {"model": {"appearance": None}}
+    return _train_export(f"predictor_ped2_{steps}{'' if appearance else '_alone'}", clips, "predictor", steps,
+                         batch=16, **extra)
 
 
 def fresh_copy(path: Path, name: str) -> Path:

@@ -68,7 +68,8 @@ def model_arguments(cfg: TrainConfig, height: int, width: int) -> dict[str, Any]
 @torch.no_grad()
 def reconstruction_mse(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> float:
     """Mean squared error of the deterministic reconstruction (eval mode) over ``x``; for a predictor
-    (``past_frames``), of the predicted present frame (the last channel)."""
+    (``past_frames``), of the predicted present frame (the last channel), plus that of its appearance branch's
+    reconstruction of it when it has one (issue 14: the best epoch is then the best for both)."""
     was = model.training
     model.eval()
     total, count = 0.0, 0
@@ -76,8 +77,10 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> f
     for i in range(0, len(x), chunk):
         batch = x[i : i + chunk]
         target = batch[:, past:] if past else batch
-        pred = model(batch)[0]
-        total += float((pred - target).pow(2).sum())
+        outs = model(batch)
+        total += float((outs[0] - target).pow(2).sum())
+        if past and len(outs) > 1:  # (prediction, appearance): both of the present frame
+            total += float((outs[1] - target).pow(2).sum())
         count += target.numel()
     model.train(was)
     return total / count

@@ -14,7 +14,8 @@ from torch import nn
 from train.objectives import Objective
 
 LAYOUTS = ("image", "NF", "NCHW", "NTF")
-ROLES = ("image", "reconstruction", "latent", "mean", "logvar", "decoded", "state")  # as edge_runtime.card names them
+# as edge_runtime.card names them; "appearance": a predictor's reconstruction of the present frame (issue 14)
+ROLES = ("image", "reconstruction", "latent", "mean", "logvar", "decoded", "state", "appearance")
 # Dynamic axes of the frame input by layout: an image model runs at any size, the others at the trained size.
 INPUT_AXES: dict[str, dict[int, str]] = {
     "image": {0: "batch", 2: "height", 3: "width"},
@@ -72,6 +73,12 @@ class FamilySpec:
     # (B, state_channels, H, W), returned updated as the output of role "state"; zeros when empty.
     state_channels: int = 0
 
+    def outputs_of(self, model: nn.Module) -> Mapping[str, str]:
+        """The graph outputs (name -> role) of this family's network ``model``: its ``output_roles`` attribute,
+        when it has one (a constructor switch that adds an output, e.g. the predictor's appearance branch), else
+        ``outputs``."""
+        return getattr(model, "output_roles", self.outputs)
+
     def state_channels_of(self, model: nn.Module) -> int:
         """The state channels of this family's network ``model`` (0: not recurrent)."""
         return int(getattr(model, "state_channels", self.state_channels)) if self.state_channels else 0
@@ -115,16 +122,17 @@ class FamilySpec:
             opts.add("bottleneck")
         return frozenset(opts)
 
-    def axes(self) -> dict[str, dict[int, str]]:
+    def axes(self, outputs: Mapping[str, str] | None = None) -> dict[str, dict[int, str]]:
         """Dynamic axes of the exported graph: the input's by layout, the same on outputs shaped like the
-        input, the batch on other outputs, the rows of extra inputs; ``dynamic_axes`` overrides any."""
+        input, the batch on other outputs, the rows of extra inputs; ``dynamic_axes`` overrides any.
+        ``outputs``: the network's own outputs (``outputs_of``), when they differ from the spec's."""
         frame = INPUT_AXES[self.layout]
         axes: dict[str, dict[int, str]] = {"input": dict(frame)}
         axes.update({e.name: {0: e.rows} for e in self.extra_inputs})
         if self.state_channels:
             axes[STATE_INPUT] = dict(frame)
-        for name, role in self.outputs.items():
-            axes[name] = dict(frame) if role in ("image", "reconstruction", "state") else {0: "batch"}
+        for name, role in (self.outputs if outputs is None else outputs).items():
+            axes[name] = dict(frame) if role in ("image", "reconstruction", "state", "appearance") else {0: "batch"}
         axes.update({name: dict(a) for name, a in self.dynamic_axes.items()})
         return axes
 

@@ -147,3 +147,30 @@ def test_scene_statistics_are_validated(scene: dict[str, object], expected: str)
     old = json.loads(_card(task="anomaly", anomaly=AnomalySpec()).to_json())
     del old["anomaly"]["scene"]
     assert ModelCard.from_json(json.dumps(old)).anomaly.scene is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("appearance", "expected"), [
+    ({"mean": [0.1, 0.2]}, "appearance must be an object with the keys mean and std"),
+    ({"mean": [0.1], "std": [0.1, 0.1], "weight": 1.0}, "appearance must be an object with the keys mean and std"),
+    ({"mean": [0.1], "std": [0.1, 0.1]}, "appearance mean must be 2 finite numbers"),
+    ({"mean": [0.1, 0.1], "std": [0.1, -1.0]}, "appearance std must be positive"),
+    ([0.1, 0.2], "appearance must be an object with the keys mean and std"),
+])
+def test_scene_statistics_of_an_appearance_branch_round_trip_and_are_validated(appearance: object,
+                                                                              expected: str) -> None:
+    """A card written by the new calibration (both error maps' statistics) reads back as written; an older card
+    (the prediction's alone) still reads; malformed appearance statistics are refused by name."""
+    from edge_runtime.card import AnomalySpec
+
+    both = {"grid": [1, 2], "mean": [0.1, 0.2], "std": [0.01, 0.02],
+            "appearance": {"mean": [0.3, 0.4], "std": [0.03, 0.04]}}
+    card = _card(task="anomaly", anomaly=AnomalySpec(score="scene", threshold=1.5, scene=both))
+    again = ModelCard.from_json(card.to_json())
+    assert again == card and again.anomaly.scene == both  # type: ignore[union-attr]
+    older = {k: v for k, v in both.items() if k != "appearance"}
+    assert ModelCard.from_json(_card(task="anomaly", anomaly=AnomalySpec(score="scene", scene=older)).to_json()) \
+        .anomaly.scene == older  # type: ignore[union-attr]
+    bad = _card(task="anomaly", anomaly=AnomalySpec(score="scene", threshold=1.0, scene={**older,
+                                                                                         "appearance": appearance}))
+    with pytest.raises(ModelCardError, match=r"'anomaly.scene' " + re.escape(expected)):
+        ModelCard.from_json(bad.to_json())

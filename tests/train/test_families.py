@@ -41,7 +41,7 @@ def test_unknown_family_lists_the_registered_ones() -> None:
 @pytest.mark.parametrize("family", list_families())
 def test_every_spec_matches_its_network(family: str) -> None:
     """Built by the spec's size rule and code argument, the network takes the spec's inputs in its layout
-    and returns one tensor per output role, frame-shaped where the role is image or reconstruction."""
+    and returns one tensor per output role, frame-shaped where the role is image, reconstruction or appearance."""
     spec = family_spec(family)
     assert spec.name == family and set(spec.outputs.values()) <= set(ROLES)
     assert ("seq_len" in spec.options) == (spec.layout == "NTF" or spec.state_channels > 0)
@@ -59,9 +59,10 @@ def test_every_spec_matches_its_network(family: str) -> None:
     with torch.no_grad():
         out = model(x, *extra)
     out = (out,) if isinstance(out, torch.Tensor) else out
-    assert len(out) == len(spec.outputs)
-    for y, role in zip(out, spec.outputs.values(), strict=True):
-        if role in ("image", "reconstruction"):  # a predictor's: the present frame of the stack
+    outputs = spec.outputs_of(model)  # the spec's, or the network's own (the predictor's appearance branch)
+    assert set(outputs.values()) <= set(ROLES) and len(out) == len(outputs)
+    for y, role in zip(out, outputs.values(), strict=True):
+        if role in ("image", "reconstruction", "appearance"):  # a predictor's: the present frame of the stack
             assert y.shape == (x[:, spec.past_frames :].shape if spec.past_frames else x.shape), role
         if role == "state":
             assert y.shape == extra[-1].shape, role

@@ -6,21 +6,37 @@ normalisation. It predicts a change to the last frame (the output conv starts at
 copies the last frame and the capacity goes to motion); clamped to [0, 1] in eval mode. Motion unlike the normal
 footage's is not predicted and shows as error. The input stacks K + 1 frames, oldest first, the present last:
 the model reads only the K past ones, so the score of frame t uses frames up to t only.
+
+The appearance branch (issue 14, ``appearance`` = its code size; training turns it on, the class default off
+so older checkpoints rebuild as they were): a dense-code autoencoder of the present frame t (the convolutional
+family's scene network: stride-2 convolutions down to ``appearance`` numbers and back). Copying the last frame
+predicts a person standing still perfectly; a code this narrow, learned on normal footage only, cannot draw
+them, so the appearance error shows what motion error misses. Reading frame t for frame t's score keeps the
+score causal. The network then returns (prediction, appearance reconstruction), the graph outputs
+``reconstruction`` and ``appearance``. The appearance branch trains on whole frames (its code is dense, so
+it runs at one size only), the predictor on crops as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from train.families.convolutional import ConvAutoencoder
 from train.objectives import ObjectiveConfig, Parts
 from train.spec import FamilySpec, register_family
 
 PAST_FRAMES = 4
 CROP = (48, 64)  # training windows: random crops of this size (the same place in every frame of a stack)
+APPEARANCE_CODE = 16  # numbers in the appearance branch's dense code, as training builds it (issue 14)
+APPEARANCE_WIDTHS = (8, 16, 32)  # its conv channels: (16, 32, 32) doubled the cost of a training step
+APPEARANCE_BATCH = 8  # stacks of a batch whose present frame trains the branch (a step then costs about +12 %)
+PREDICTION_OUTPUTS: Mapping[str, str] = {"reconstruction": "reconstruction"}
+BRANCH_OUTPUTS: Mapping[str, str] = {"reconstruction": "reconstruction", "appearance": "appearance"}
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -33,7 +49,7 @@ def _up(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 class FramePredictor(nn.Module):
     def __init__(self, height: int = 80, width: int = 120, past: int = PAST_FRAMES,
-                 widths: tuple[int, int, int, int] = (12, 24, 32, 48)) -> None:
+                 widths: tuple[int, int, int, int] = (12, 24, 32, 48), appearance: int | None = None) -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
         self.height, self.width, self.past_frames = height, width, past
@@ -50,8 +66,14 @@ class FramePredictor(nn.Module):
                 nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self.out.weight)  # starts as "copy the last frame"
+        # Built after the init loop above: the branch has its own (the same Kaiming init, zero biases).
+        self.appearance = (ConvAutoencoder(1, height, width, APPEARANCE_WIDTHS, code=appearance, dense=True, pool=False)
+                           if appearance else None)
+        self.output_roles = BRANCH_OUTPUTS if appearance else PREDICTION_OUTPUTS
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame t predicted from the stack (B, K + 1, H, W) (or (B, K, H, W): the past frames only)."""
+
         past = x[:, : self.past_frames]  # (B, K, H, W): frames t-K..t-1; x[:, K] (frame t) is never read
         s0 = self.e0(past)
         s1 = self.e1(s0)  # (B, w1, H/2, W/2)
@@ -61,29 +83,49 @@ class FramePredictor(nn.Module):
         y = self.d1(torch.cat([_up(y, s1), s1], 1))
         y = self.d0(torch.cat([_up(y, s0), s0], 1))
         pred = past[:, -1:] + self.out(y)  # (B, 1, H, W)
-        return (pred if self.training else pred.clamp(0.0, 1.0),)
+        return pred if self.training else pred.clamp(0.0, 1.0)
+
+    def appear(self, x: torch.Tensor) -> torch.Tensor:
+        """The appearance branch's reconstruction (B, 1, H, W) of the present frame of the stack (B, K + 1, H, W)."""
+        assert self.appearance is not None
+        return self.appearance(x[:, self.past_frames : self.past_frames + 1])[0]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.appearance is None:
+            return (self.predict(x),)
+        return self.predict(x), self.appear(x)
 
 
 def predictor(height: int = 80, width: int = 120, past: int = PAST_FRAMES,
-              widths: tuple[int, int, int, int] = (12, 24, 32, 48)) -> FramePredictor:
-    return FramePredictor(height, width, past, tuple(widths))
+              widths: tuple[int, int, int, int] = (12, 24, 32, 48), appearance: int | None = None) -> FramePredictor:
+    return FramePredictor(height, width, past, tuple(widths), appearance)
 
 
 def prediction_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig,
                          gen: torch.Generator | None) -> tuple[torch.Tensor, Parts]:
-    """L1 error of the predicted present frame, on a random crop of the stacks (the same crop in every frame)."""
+    """L1 error of the predicted present frame, on a random crop of the stacks (the same crop in every frame);
+    with the appearance branch, plus the mean squared error of its reconstruction of the whole present frame
+    of ``APPEARANCE_BATCH`` of the stacks (the parameters of the two parts are disjoint, and Adam scales each
+    parameter's steps, so the two terms need no weights)."""
+    full = x
     h, w = x.shape[-2:]
     ch, cw = min(CROP[0], h), min(CROP[1], w)
     i = int(torch.randint(h - ch + 1, (1,), generator=gen))
     j = int(torch.randint(w - cw + 1, (1,), generator=gen))
     x = x[:, :, i : i + ch, j : j + cw]  # (B, K+1, ch, cw)
-    pred = model(x)[0]
+    pred = model.predict(x)
     loss = (pred - x[:, -1:]).abs().mean()
-    return loss, {"l1": loss.item()}
+    if getattr(model, "appearance", None) is None:
+        return loss, {"l1": loss.item()}
+    full = full[:APPEARANCE_BATCH]  # (b, K+1, H, W): the batch is drawn at random, so any b of it are
+    app = (model.appear(full) - full[:, -1:]).pow(2).mean()
+    return loss + app, {"l1": loss.item(), "appearance_mse": app.item()}
 
 
 def frame_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
-    return {"height": height, "width": width}
+    """The arguments training builds the network with: the appearance branch on (issue 14). Named here, not
+    defaulted in the class: checkpoints written before it existed name no ``appearance`` and rebuild without."""
+    return {"height": height, "width": width, "appearance": APPEARANCE_CODE}
 
 
 register_family(FamilySpec("predictor", predictor, layout="NCHW", outputs={"reconstruction": "reconstruction"},
