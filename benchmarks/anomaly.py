@@ -315,14 +315,15 @@ def rule_threshold(rule: str, clips: list[np.ndarray], share: float = 0.01) -> t
 
 def bench_ped2_choose(tmp: Path, minutes: float, model: Path | None, keep: Path | None = None) -> dict[str, Any]:
     """Choose how the scene score uses a predictor's two error maps on data the ped2-cli benchmark does not
-    evaluate on (clips 13-16): train the default predictor (with its appearance branch) on Ped2 clips 01-10 for
-    ``minutes`` (``--task anomaly`` defaults, one thread); then, as ped2-cli does, for each of clips 11 and 12:
-    statistics and a 1 % threshold from the other three of clips 09-12 (09 and 10 were trained on), false alarms
-    on it, and AUROC of its normal frames against the same clip with each pasted object (ped2-cli's objects, raw
-    causal scores), for each rule of ``rule_scorer``."""
+    evaluate on (clips 13-16): train the predictor with its optional appearance branch (a code of 16) on Ped2
+    clips 01-10 for ``minutes`` (otherwise ``--task anomaly`` defaults, one thread); then, as ped2-cli does, for
+    each of clips 11 and 12: statistics and a 1 % threshold from the other three of clips 09-12 (09 and 10 were
+    trained on), false alarms on it, and AUROC of its normal frames against the same clip with each pasted object
+    (ped2-cli's objects, raw causal scores), for each rule of ``rule_scorer``."""
     if model is None:
         torch.set_num_threads(1)
-        cfg = build_config("predictor", task="anomaly", epochs=10**6, max_minutes=minutes, threads=1, seed=0)
+        cfg = build_config("predictor", task="anomaly", epochs=10**6, max_minutes=minutes, threads=1, seed=0,
+                           model={"appearance": 16})
         ckpt = tmp / "choose.pt"
         train_autoencoder(cfg, [str(PED2 / f"{c:02d}.mp4") for c in range(1, 11)], ckpt, log=lambda s: None)
         steps = load_checkpoint(ckpt)[1]["metrics"]["steps"]

@@ -72,12 +72,12 @@ def scene_model(family: str = "convolutional", steps: int = 60) -> Path:
 
 
 @functools.cache
-def predictor_model(steps: int = 80, appearance: bool = True) -> Path:
+def predictor_model(steps: int = 80, appearance: bool = False) -> Path:
     """The causal frame predictor (grey 80x120) trained on Ped2 clips 01-04 (uncalibrated); as training builds it
-    (with its appearance branch), or ``appearance=False``: the prediction alone, as models were before issue 14."""
+    (the prediction alone), or ``appearance=True``: with the optional appearance branch (a code of 16)."""
     clips = [str(shared(f"{PED2}/{c:02d}.mp4")) for c in range(1, 5)]
-    extra: dict[str, object] = {} if appearance else {"model": {"appearance": None}}
-    return _train_export(f"predictor_ped2_{steps}{'' if appearance else '_alone'}", clips, "predictor", steps,
+    extra: dict[str, object] = {"model": {"appearance": 16}} if appearance else {}
+    return _train_export(f"predictor_ped2_{steps}{'_appearance' if appearance else ''}", clips, "predictor", steps,
                          batch=16, **extra)
 
 

@@ -25,12 +25,14 @@ START = 25  # the still object stands in the room from this frame on
 def _room(tmp: Path) -> tuple[list[np.ndarray], dict[bool, Path]]:
     """The empty-room frames 0-50 (written losslessly as a video: a user's normal footage), and a predictor with
     (True) and without (False) the appearance branch trained on them for a few steps."""
+    from train.families.predictor import APPEARANCE_CODE
+
     frames = read_frames(shared(ROOM), 51)
     video = tmp / "room.mkv"
     write_video(video, frames, 10.0)
     models = {}
     for branch in (True, False):
-        extra: dict[str, object] = {} if branch else {"model": {"appearance": None}}
+        extra: dict[str, object] = {"model": {"appearance": APPEARANCE_CODE}} if branch else {}
         model = _train_export(f"room_predictor_{branch}", [str(video)], "predictor", 120, batch=16, **extra)
         out = tmp / f"room_{branch}.onnx"
         calibrate(model, [str(video)], max_false_alarm=0.0, out=out, device="cpu", threads=1)
@@ -82,7 +84,7 @@ def _calibrated(model: Path, tmp_path: Path, name: str) -> AnomalyDetector:
 
 
 def test_scene_score_with_the_branch_is_causal() -> None:
-    det = AnomalyDetector(predictor_model(), device="cpu", threads=1, score="scene")
+    det = AnomalyDetector(predictor_model(appearance=True), device="cpu", threads=1, score="scene")
     assert det.appearance
     frames = read_frames(shared(f"{PED2}/06.mp4"), 20)
     full = [det.score(f).raw for f in frames]
@@ -102,7 +104,7 @@ def test_a_card_calibrated_without_appearance_statistics_scores_the_prediction_a
 
     from edge_runtime.card_file import write_card
 
-    det = _calibrated(predictor_model(), tmp_path, "both")
+    det = _calibrated(predictor_model(appearance=True), tmp_path, "both")
     card = read_card(det.model.path)
     scene = {k: v for k, v in card.anomaly.scene.items() if k != "appearance"}  # type: ignore[union-attr]
     older = tmp_path / "older.onnx"
@@ -116,11 +118,12 @@ def test_a_card_calibrated_without_appearance_statistics_scores_the_prediction_a
     assert all(np.isfinite(r.raw) for r in results)
 
 
-def test_older_checkpoints_rebuild_without_the_branch_and_training_builds_it() -> None:
+def test_older_checkpoints_rebuild_without_the_branch_and_a_config_builds_it() -> None:
     """The switch is a constructor argument whose default is the old network (a checkpoint written before it
-    names no ``appearance``); the family's training arguments turn it on."""
+    names no ``appearance``); training builds the predictor alone unless a config names the branch."""
     import torch
 
+    from train.families.predictor import APPEARANCE_CODE
     from train.registry import create_model, family_spec
 
     spec = family_spec("predictor")
@@ -128,8 +131,8 @@ def test_older_checkpoints_rebuild_without_the_branch_and_training_builds_it() -
     assert old.appearance is None and not any(k.startswith("appearance.") for k in old.state_dict())
     assert dict(spec.outputs_of(old)) == {"reconstruction": "reconstruction"}
     args = spec.arguments(1, 16, 24)
-    assert args["appearance"]
-    new = create_model("predictor", **args).eval()
+    assert "appearance" not in args  # the default: the predictor alone (it did better on Ped2)
+    new = create_model("predictor", **args, appearance=APPEARANCE_CODE).eval()
     x = torch.rand(2, 5, 16, 24)
     pred, app = new(x)
     assert pred.shape == app.shape == (2, 1, 16, 24)

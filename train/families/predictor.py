@@ -7,8 +7,9 @@ copies the last frame and the capacity goes to motion); clamped to [0, 1] in eva
 footage's is not predicted and shows as error. The input stacks K + 1 frames, oldest first, the present last:
 the model reads only the K past ones, so the score of frame t uses frames up to t only.
 
-The appearance branch (issue 14, ``appearance`` = its code size; training turns it on, the class default off
-so older checkpoints rebuild as they were): a dense-code autoencoder of the present frame t (the convolutional
+The appearance branch (issue 14, ``appearance`` = its code size; off unless a config names it, e.g.
+``"model": {"appearance": 16}``, so older checkpoints rebuild as they were and the default is the predictor
+alone, which did better on Ped2): a dense-code autoencoder of the present frame t (the convolutional
 family's scene network: stride-2 convolutions down to ``appearance`` numbers and back). Copying the last frame
 predicts a person standing still perfectly; a code this narrow, learned on normal footage only, cannot draw
 them, so the appearance error shows what motion error misses. Reading frame t for frame t's score keeps the
@@ -32,7 +33,7 @@ from train.spec import FamilySpec, register_family
 
 PAST_FRAMES = 4
 CROP = (48, 64)  # training windows: random crops of this size (the same place in every frame of a stack)
-APPEARANCE_CODE = 16  # numbers in the appearance branch's dense code, as training builds it (issue 14)
+APPEARANCE_CODE = 16  # numbers in the optional appearance branch's dense code (issue 14; a config names it)
 APPEARANCE_WIDTHS = (8, 16, 32)  # its conv channels: (16, 32, 32) doubled the cost of a training step
 APPEARANCE_BATCH = 8  # stacks of a batch whose present frame trains the branch (a step then costs about +12 %)
 PREDICTION_OUTPUTS: Mapping[str, str] = {"reconstruction": "reconstruction"}
@@ -123,9 +124,10 @@ def prediction_objective(model: nn.Module, x: torch.Tensor, cfg: ObjectiveConfig
 
 
 def frame_arguments(channels: int, height: int | None, width: int | None) -> dict[str, Any]:
-    """The arguments training builds the network with: the appearance branch on (issue 14). Named here, not
-    defaulted in the class: checkpoints written before it existed name no ``appearance`` and rebuild without."""
-    return {"height": height, "width": width, "appearance": APPEARANCE_CODE}
+    """The arguments training builds the network with. The appearance branch stays off by default: measured
+    through ``edge-ae train --task anomaly`` it cost Ped2 more than it gave the Intel room (README, Anomaly
+    results); a config file's ``"model": {"appearance": 16}`` turns it on."""
+    return {"height": height, "width": width}
 
 
 register_family(FamilySpec("predictor", predictor, layout="NCHW", outputs={"reconstruction": "reconstruction"},
