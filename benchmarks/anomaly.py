@@ -540,7 +540,7 @@ def write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> int:
     return max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(frames, back, strict=True))
 
 
-def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50") -> dict[str, Any]:
+def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", family: str | None = None) -> dict[str, Any]:
     """The Intel empty room through the command line with default options, as a user with a camera would do
     it: the empty-room frames (decoded from the mp4, written losslessly as an FFV1 .mkv at the video's 10 fps:
     a video, so ``--task anomaly`` picks the predictor; a folder of PNGs would pick the convolutional family),
@@ -567,7 +567,8 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50") -> di
     diff = write_lossless(room, frames[a : b + 1], 10.0)
     ckpt, model, cal = tmp / "intel.pt", tmp / "intel.onnx", tmp / "intel_cal.onnx"
     t0 = time.time()
-    run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt)])
+    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
+    run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
     train_s = time.time() - t0
     run(["export", str(ckpt), "-o", str(model)])
     print(run(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal)]).strip(), flush=True)
@@ -634,7 +635,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=None,
                    help="mnist-cli / ped2-cli / intel-cli / ped2-choose: --max-minutes of each training run "
                         "[0.5 / 10 / 2 / 5]")
-    p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional")
+    p.add_argument("--family", default=None, help="mnist: variational; ped2/intel: convolutional; intel-cli: given to "
+                                                  "edge-ae train [the one --task anomaly picks]")
     p.add_argument("--steps", type=int, default=None, help="mnist 400, ped2 400, intel 300")
     p.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
     p.add_argument("--scores", default=None,
@@ -679,7 +681,7 @@ def main() -> None:
         elif a.part == "ped2-choose":
             res = bench_ped2_choose(tmp, a.minutes or 5.0, a.model, a.keep)
         elif a.part == "intel-cli":
-            res = bench_intel_cli(tmp, a.minutes or 2.0, a.train_frames)
+            res = bench_intel_cli(tmp, a.minutes or 2.0, a.train_frames, a.family)
         elif a.part == "intel":
             res = bench_intel(tmp, a.family or "convolutional", a.steps or 300, a.train_frames, a.cal_frames, a.keep)
         else:

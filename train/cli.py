@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -90,7 +91,10 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         raise click.ClickException(f"{out}: folder {out.parent} does not exist")
     try:
         if overrides.get("task") == "anomaly":
-            overrides["family"] = overrides.get("family") or default_anomaly_family(data)
+            if not overrides.get("family"):
+                overrides["family"], size = default_anomaly_family(data)
+                for k, v in size.items():  # a still scene's frame size, unless --height / --width say otherwise
+                    overrides[k] = overrides.get(k) or v
             if family_spec(str(overrides["family"])).score is None:
                 scored = [f for f in list_families() if family_spec(f).score is not None]
                 msg = f"--task anomaly trains one of {', '.join(scored)}; got {overrides['family']!r}"
@@ -125,18 +129,42 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         raise click.ClickException(str(e)) from None
 
 
-def default_anomaly_family(data: tuple[str, ...]) -> str:
-    """predictor when every input is a video or a folder holding videos and no images (a scene camera),
-    else convolutional (still images: one-class sets)."""
-    from train.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, files_under
+SCENE_HEIGHT = 54  # a still scene's convolutional model: frames at this height, the width from the video's aspect
 
-    def video(p: Path) -> bool:
+
+def default_anomaly_family(data: tuple[str, ...],
+                           log: Callable[[str], None] = click.echo) -> tuple[str, dict[str, int]]:
+    """The family ``--task anomaly`` trains on ``data`` without --family, and the frame size it needs (empty: the
+    family's default): for videos, or folders holding videos and no images (a scene camera), the causal
+    ``predictor`` when the normal footage shows motion, or the ``convolutional`` autoencoder of each frame at
+    the video's aspect (``SCENE_HEIGHT`` rows) when nothing moves in it (a still scene: copying the last frame
+    predicts a person standing still perfectly, an autoencoder of the empty scene cannot draw them; Intel's
+    empty room: AUROC 0.838 for the predictor, 0.9996 for this); else (still images: one-class sets)
+    ``convolutional`` at its default size."""
+    from train.data import IMAGE_SUFFIXES, STILL_SCENE, VIDEO_SUFFIXES, files_under, motion_share
+
+    def videos(p: Path) -> list[Path] | None:
         if p.is_dir():
-            suffixes = {f.suffix.lower() for f in files_under(p)}
-            return bool(suffixes & set(VIDEO_SUFFIXES)) and not suffixes & set(IMAGE_SUFFIXES)
-        return p.suffix.lower() in VIDEO_SUFFIXES
+            files = files_under(p)
+            suffixes = {f.suffix.lower() for f in files}
+            if suffixes & set(VIDEO_SUFFIXES) and not suffixes & set(IMAGE_SUFFIXES):
+                return [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+            return None
+        return [p] if p.suffix.lower() in VIDEO_SUFFIXES else None
 
-    return "predictor" if data and all(video(Path(d)) for d in data) else "convolutional"
+    found = [videos(Path(d)) for d in data]
+    if not data or any(v is None for v in found):
+        return "convolutional", {}
+    share, (h, w) = motion_share([f for v in found for f in v or []])
+    if share >= STILL_SCENE:
+        log(f"--task anomaly: {100 * share:.2f} % of the pixels move per frame in the normal videos: family "
+            "predictor (motion unlike the normal footage's is the anomaly)")
+        return "predictor", {}
+    size = {"height": SCENE_HEIGHT, "width": max(8, round(SCENE_HEIGHT * w / max(h, 1)))}
+    log(f"--task anomaly: nothing moves in the normal videos ({100 * share:.3f} % of the pixels per frame): "
+        f"family convolutional at {size['height']}x{size['width']} (a still scene: what appears in it is the "
+        "anomaly); --family predictor to choose the motion model")
+    return "convolutional", size
 
 
 def check_options(spec: FamilySpec, given: dict[str, object]) -> None:

@@ -80,7 +80,9 @@ def load_images(paths: list[str | Path], channels: int, height: int | None,
             others.append(p)
     height, width = height or 28, width or 28
     if others:
-        samples += [Sample(s.name, _fit(s.image, height, width)) for s in collect(others, channels=channels)]
+        # video frames spread over each whole video (every frame of a short clip of a scene)
+        samples += [Sample(s.name, _fit(s.image, height, width))
+                    for s in collect(others, channels=channels, video_every=0)]
     if not samples:
         msg = f"no images found in {', '.join(map(str, paths))}"
         raise DataError(msg)

@@ -1,10 +1,12 @@
 """`edge-ae train --task anomaly` from its defaults on one-class MNIST: the default family trains (no collapse)
-and its default score ranks other digits above the trained one."""
+and its default score ranks other digits above the trained one; on videos the normal footage's motion picks the
+family."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -59,3 +61,35 @@ def test_anomaly_training_takes_batches_of_32_unless_told_otherwise(tmp_path: Pa
     assert build_config("ae", conf).batch == 32
     conf.write_text('{"task": "anomaly", "batch": 48}')
     assert build_config("ae", conf).batch == 48
+
+
+def test_a_still_scene_gets_the_frame_autoencoder_and_a_scene_with_motion_the_predictor(tmp_path: Path) -> None:
+    """--task anomaly on videos: the normal footage's motion decides. A real frame held still (fresh sensor-like
+    noise of 2 levels on every frame, FFV1 so nothing else changes) is a still scene: the convolutional
+    autoencoder at the video's aspect; the real 640x480 clip (a person signing) has motion: the predictor."""
+    from tests.helpers import CLEAN_CLIP, read_frames, write_video
+    from train.checkpoint import load_checkpoint
+    from train.cli import default_anomaly_family
+
+    base = read_frames(CLEAN_CLIP, 1)[0]
+    rng = np.random.default_rng(0)
+    still = [np.clip(base + rng.normal(0, 2, base.shape), 0, 255).round().astype(np.uint8) for _ in range(30)]
+    room = tmp_path / "room.mkv"
+    write_video(room, still, 10.0)
+    said: list[str] = []
+    assert default_anomaly_family((str(room),), said.append) == ("convolutional", {"height": 54, "width": 72})
+    assert "nothing moves" in said[0]
+    assert default_anomaly_family((str(CLEAN_CLIP),), said.append) == ("predictor", {})
+    assert "move per frame" in said[1]
+    images = tmp_path / "stills"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), base)
+    assert default_anomaly_family((str(images),), said.append) == ("convolutional", {})  # still images
+
+    out = tmp_path / "room.pt"
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", str(room), "--max-minutes", "0.05", "-o", str(out),
+                                 "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "family convolutional at 54x72" in r.output
+    model = load_checkpoint(out)[1]["config"]["model"]
+    assert (model["height"], model["width"]) == (54, 72)
