@@ -42,7 +42,8 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.option("--family", help=f"Autoencoder family ({', '.join(list_families())}).")
 @click.option("--task", type=click.Choice(["denoise", "reconstruct", "anomaly"]),
               help="What the model is for; anomaly: train on normal footage (default family: predictor for "
-                   "videos, convolutional for images), then export and run 'edge-ae calibrate'.")
+                   "videos with motion, convolutional for videos of a still scene and for images), then export "
+                   "and run 'edge-ae calibrate'.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to run.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Optimizer steps per epoch.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), callback=_finite,
