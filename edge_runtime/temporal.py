@@ -82,16 +82,16 @@ class TemporalFilter:
         uint8 of one shape (H x W or H x W x 3)."""
         prev, last = self._prev, self._last
         if prev is None or last is None or prev.shape != result.shape or self.max_weight == 0.0:
-            self._prev, self._last = result.astype(np.float32), result
-            return result
+            self._prev, self._last = result.astype(np.float32), result.copy()  # copies: the caller may draw on
+            return result  # what it gets
         self.sigma = self.noise_sigma(frame, result)
         limit = max(self.k * self.sigma, _FLOOR)
         diff = self._motion(result, last)
         if np.count_nonzero(diff >= limit) > CUT_SHARE * diff.size:  # most of the frame changed: a cut (or a
-            self._prev, self._last = result.astype(np.float32), result  # fast pan, where little would blend
-            return result  # anyway): keep nothing of the past
+            self._prev, self._last = result.astype(np.float32), result.copy()  # fast pan, where little would
+            return result  # blend anyway): keep nothing of the past
         w = cv2.addWeighted(diff, -self.max_weight / limit, diff, 0.0, self.max_weight)  # max_weight * (1 - d / t)
         np.maximum(w, 0.0, out=w)
         out = cv2.blendLinear(prev, result.astype(np.float32), w, 1.0 - w)  # a convex blend: stays in 0..255
         self._prev, self._last = out, cv2.convertScaleAbs(out)  # rounded to uint8
-        return self._last
+        return self._last.copy()

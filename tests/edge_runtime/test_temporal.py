@@ -91,3 +91,13 @@ def test_off_strength_and_frame_shapes(single: Denoiser, scene: np.ndarray) -> N
         assert a.shape == (96, 128, 4) and (a[:, :, 3] == 77).all()
     with pytest.raises(ValueError, match="max_weight"):
         TemporalFilter(1.0)
+
+
+def test_drawing_on_an_output_does_not_change_the_next_one(single: Denoiser, scene: np.ndarray) -> None:
+    """The filter keeps its own copy of what it returned (a caller may draw boxes or text on it)."""
+    frames = [noisy(scene, t) for t in range(3)]
+    a, b = single.stream(), single.stream()
+    for f in frames[:2]:
+        a.denoise(f)
+        b.denoise(f)[:20, :20] = 255  # drawn on by the caller
+    assert np.array_equal(a.denoise(frames[2]), b.denoise(frames[2]))
