@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -144,9 +144,11 @@ class Denoiser:
             nxt[:, :, y0:y1, x0:x1] = st[:, :, :th, :tw][keep]
         return y, nxt
 
-    def _step_bound(self, x: np.ndarray, size: tuple[int, int], n: int, stream: DenoiseStream | None) -> np.ndarray:
-        """One recurrent step on the padded input ``x`` (one tile) with the state left on the model's device
-        between frames of ``stream``; returns the padded image output."""
+    def _step_bound(self, x: np.ndarray | ort.OrtValue, size: tuple[int, int], n: int, stream: DenoiseStream | None,
+                    image_on_device: bool = False) -> Any:
+        """One recurrent step on the padded input ``x`` (one tile; an array or already an ``OrtValue`` on the
+        model's device) with the state left on the model's device between frames of ``stream``; returns the
+        padded image output (an array, or an ``OrtValue`` left on the device with ``image_on_device``)."""
         key = (n, *size)
         state: np.ndarray | ort.OrtValue | None = None
         if stream is not None:
@@ -157,11 +159,34 @@ class Denoiser:
             elif stream._device_state is not None or stream._host_state is not None:
                 stream.resets += 1  # another frame size: start afresh
         if state is None:
-            state = self.model.empty_state(x)
-        out, nxt = self.model.run_state_bound(x, state)
+            state = self.model.empty_state(x if isinstance(x, np.ndarray) else tuple(x.shape()))
+        out, nxt = self.model.run_state_bound(x, state, image_on_device)
         if stream is not None:
             stream._device_state, stream._device_key, stream._host_state = nxt, key, None
         return out
+
+    def _denoise_on_device(self, f: np.ndarray, stream: DenoiseStream) -> np.ndarray:
+        """A colour frame through a frame model (``--frame-io``) and the stream's temporal filter, both where the
+        model runs: the uint8 frame is copied there once, the filtered uint8 frame comes back; the model's
+        output, its state and the filter's state stay there."""
+        import onnxruntime as ort  # loaded with the model
+
+        assert stream.filter is not None
+        h, w = f.shape[:2]
+        padded, _ = pad_to_multiple(f, self.spec.spatial_multiple)
+        x = np.ascontiguousarray(padded[None])
+        dev = self.model.device
+        buf = stream._device_frame
+        if buf is None or tuple(buf.shape()) != x.shape:  # a copy: a CPU OrtValue would share the array's memory
+            buf = stream._device_frame = ort.OrtValue.ortvalue_from_numpy(x.copy(), dev, 0)
+        else:
+            buf.update_inplace(x)
+        if self.recurrent:
+            result = self._step_bound(buf, (h, w), 1, stream, image_on_device=True)
+        else:
+            result = self.model.run_device(buf, strength=self.strength)[0]
+        out = stream.filter.run_graph(self.model.filter_session(), buf, result, (h, w))
+        return np.ascontiguousarray(out[0, :h, :w])
 
     def _denoise_frame_state(self, f: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
         """A recurrent model exported with --frame-io: uint8 frame in and out, the float state beside it (tiled
@@ -246,6 +271,20 @@ class DenoiseStream:
         self._device_state: ort.OrtValue | None = None
         self._device_key: tuple[int, ...] = ()
         self.resets = 0  # times the state was dropped (reset() or a new frame size)
+        # The model and the filter on one device, the frame copied there once (``_denoise_on_device``): on by
+        # default where the model runs on CUDA (a frame model, colour frames, no tiling); True also on a CPU.
+        self.on_device: bool | None = None
+        self._device_frame: ort.OrtValue | None = None
+
+    def _on_device(self, frame: np.ndarray) -> bool:
+        d = self.denoiser
+        wanted = d.model.device == "cuda" if self.on_device is None else self.on_device
+        if not (wanted and self.filter is not None and d.frame_io and d.bind and d.blend is None):
+            return False
+        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+            return False  # grey, BGRA and anything to be checked take the host path
+        h, w = frame.shape[:2]
+        return min(h, w) >= 32 and len(_tiles(h, w, d.tile)) == 1
 
     @property
     def state(self) -> np.ndarray | None:
@@ -261,6 +300,8 @@ class DenoiseStream:
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise the next frame of this source (as ``Denoiser.denoise``), using and updating the state."""
+        if self._on_device(frame):
+            return self.denoiser._denoise_on_device(frame, self)
         out = self.denoiser._denoise(frame, self)
         if self.filter is None:
             return out

@@ -52,12 +52,28 @@ def default_threads() -> int:
 # Names of the models shipped inside the package, usable wherever a model path is taken.
 # default: the single-frame denoiser (stills); video: the recurrent denoiser (video files, cameras, streams).
 BUNDLED = {"default": "default.onnx", "video": "video.onnx"}
+# What the bundled names load when the model runs on CUDA: the same networks in fp16 with uint8 frames in and
+# out (``edge-ae export --precision fp16 --frame-io``; each checked against fp32 when it was made, see its card):
+# only the uint8 frame crosses to the GPU, and a stream's temporal filter runs there too.
+BUNDLED_CUDA = {"default": "default.fp16.frame.onnx", "video": "video.fp16.frame.onnx"}
+# The temporal filter as a graph (made by ``python -m export.temporal_graph``), for streams on CUDA.
+TEMPORAL_FILTER = "temporal_filter.onnx"
 
 
-def default_model_path(name: str = "default") -> Path:
+def default_model_path(name: str = "default", device: str = "cpu") -> Path:
     """A model bundled inside the package (``default``: the fp32 single-frame denoiser; ``video``: the
-    recurrent one that carries a state from frame to frame)."""
-    return Path(str(resources.files("edge_runtime") / "models" / BUNDLED[name]))
+    recurrent one that carries a state from frame to frame); with ``device`` "cuda", its fp16 frame variant."""
+    table = BUNDLED_CUDA if device == "cuda" else BUNDLED
+    return Path(str(resources.files("edge_runtime") / "models" / table[name]))
+
+
+def bundled_name(path: str | Path | None) -> str | None:
+    """The bundled model's name that ``path`` stands for (None: the default), or None for a file of the user's."""
+    if path is None:
+        return "default"
+    if isinstance(path, str) and path in BUNDLED and not Path(path).exists():
+        return path
+    return None
 
 
 def default_model_for(spec: str | int | Path | None) -> str:
@@ -134,6 +150,21 @@ def session_options(threads: int | None = None, spin: bool | None = None) -> ort
     return so
 
 
+def open_session(path: Path, providers: list[str], threads: int | None = None,
+                 spin: bool | None = None) -> ort.InferenceSession:
+    """An onnxruntime session for the model file ``path`` on ``providers`` (CUDA with edge-ae's options)."""
+    if not path.is_file():
+        msg = f"{path}: no such model file"
+        raise ModelLoadError(msg)
+    try:
+        with_options = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers]
+        return ort.InferenceSession(str(path), session_options(threads, spin), providers=with_options)
+    except Exception as e:  # onnxruntime raises its own untyped errors for bad files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = f"{path}: not a loadable ONNX model ({first})"
+        raise ModelLoadError(msg) from None
+
+
 class Model:
     """An edge-ae ONNX model: its card, its onnxruntime session and the provider it got.
 
@@ -143,22 +174,22 @@ class Model:
     def __init__(self, path: str | Path | None = None, device: str = "auto", threads: int | None = None,
                  spin: bool | None = None) -> None:
         self.path = resolve_model_path(path)
-        source = str(self.path)
-        if not self.path.is_file():
-            msg = f"{source}: no such model file"
-            raise ModelLoadError(msg)
         providers = choose_providers(device)
-        try:
-            with_options = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers]
-            self.session = ort.InferenceSession(str(self.path), session_options(threads, spin), providers=with_options)
-        except Exception as e:  # onnxruntime raises its own untyped errors for bad files
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            msg = f"{source}: not a loadable ONNX model ({first})"
-            raise ModelLoadError(msg) from None
-        self.card: ModelCard = card_from_metadata(self.session.get_modelmeta().custom_metadata_map, source)
+        name = bundled_name(path)
+        on_cuda = "CUDAExecutionProvider" in providers
+        if name is not None and on_cuda:
+            self.path = default_model_path(name, "cuda")  # the bundled network's fp16 frame variant
+        self.threads, self.spin = threads, spin
+        self.session = open_session(self.path, providers, threads, spin)
         got = self.session.get_providers()
-        if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in got:
+        if on_cuda and "CUDAExecutionProvider" not in got:
             log.warning("warning: the CUDA execution provider failed to load; running on CPU")
+            if name is not None:  # fp16 is for GPUs: on the CPU the bundled fp32 model
+                self.path = default_model_path(name)
+                self.session = open_session(self.path, ["CPUExecutionProvider"], threads, spin)
+                got = self.session.get_providers()
+        source = str(self.path)
+        self.card: ModelCard = card_from_metadata(self.session.get_modelmeta().custom_metadata_map, source)
         self.provider = got[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self.input_name = self.session.get_inputs()[0].name
@@ -177,6 +208,17 @@ class Model:
             msg = f"{source}: the card's strength input {self.strength_name!r} is not in the graph"
             raise ModelCardError(msg)
         self._bound = threading.local()  # per-thread I/O binding and device input buffer
+        self._lock = threading.Lock()
+        self._filter: ort.InferenceSession | None = None
+
+    def filter_session(self) -> ort.InferenceSession:
+        """The temporal filter's graph on this model's device: opened on first use, shared by its streams."""
+        with self._lock:
+            if self._filter is None:
+                path = Path(str(resources.files("edge_runtime") / "models" / TEMPORAL_FILTER))
+                providers = list(dict.fromkeys([self.provider, "CPUExecutionProvider"]))
+                self._filter = open_session(path, providers, self.threads, self.spin)
+            return self._filter
 
     def strength_feed(self, strength: float) -> dict[str, np.ndarray]:
         """The strength input's feed (empty for a model without one): 1 is the model's own noise estimate."""
@@ -189,15 +231,17 @@ class Model:
             return self.run_state(x, None)[0]
         return self.session.run(self.output_names[:1], {self.input_name: x, **self.strength_feed(strength)})[0]
 
-    def empty_state(self, x: np.ndarray) -> np.ndarray:
-        """A recurrent model's state before the first frame of the input ``x`` (zeros): (N, C, H, W) float planes,
-        or (N, H, W, 3) uint8 frames for a model exported with --frame-io; the state is (N, S, H, W) float32."""
+    def empty_state(self, x: np.ndarray | tuple[int, ...]) -> np.ndarray:
+        """A recurrent model's state before the first frame of the input ``x`` (zeros; or of an input of that
+        shape): (N, C, H, W) float planes, or (N, H, W, 3) uint8 frames for a model exported with --frame-io;
+        the state is (N, S, H, W) float32."""
         spec = self.card.state
         if spec is None:
             msg = f"{self.path}: not a recurrent model (its card has no state)"
             raise ValueError(msg)
-        size = x.shape[1:3] if self.card.input.layout == "NHWC" else x.shape[2:]
-        return np.zeros((x.shape[0], spec.channels, *size), np.float32)
+        shape = x if isinstance(x, tuple) else x.shape
+        size = shape[1:3] if self.card.input.layout == "NHWC" else shape[2:]
+        return np.zeros((shape[0], spec.channels, *size), np.float32)
 
     def run_state(self, x: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """One step of a recurrent model: (image output, next state); ``state`` None is the empty state."""
@@ -208,22 +252,40 @@ class Model:
         out, nxt = self.session.run([self.output_names[0], spec.output], {self.input_name: x, spec.input: state})
         return out, nxt
 
-    def run_state_bound(self, x: np.ndarray, state: np.ndarray | ort.OrtValue) -> tuple[np.ndarray, ort.OrtValue]:
-        """One step of a recurrent model through I/O binding: the image output comes back to the host, the next
-        state stays where the model runs (an ``OrtValue`` on the GPU with CUDA) to be passed to the next step."""
+    def run_state_bound(self, x: np.ndarray | ort.OrtValue, state: np.ndarray | ort.OrtValue,
+                        image_on_device: bool = False) -> tuple[np.ndarray | ort.OrtValue, ort.OrtValue]:
+        """One step of a recurrent model through I/O binding: the next state stays where the model runs (an
+        ``OrtValue`` on the GPU with CUDA) to be passed to the next step; the image output comes back to the
+        host as an array, or stays there too with ``image_on_device``. ``x`` may already be there."""
         spec = self.card.state
         assert spec is not None, "run_state_bound needs a recurrent model"
+        out, nxt = self.run_device(x, {spec.input: state}, [spec.output], () if image_on_device else ("image",))
+        return (out if image_on_device else out.numpy()), nxt
+
+    def run_device(self, x: np.ndarray | ort.OrtValue, extra: Mapping[str, np.ndarray | ort.OrtValue] | None = None,
+                   outputs: list[str] | None = None, host: tuple[str, ...] = (),
+                   strength: float = 1.0) -> list[ort.OrtValue]:
+        """Run once through I/O binding: the main input ``x`` and the ``extra`` inputs are arrays (copied to the
+        model's device) or ``OrtValue``s already there. Returns the image output and then the ``outputs`` named,
+        as ``OrtValue``s that stay on the model's device, except those named in ``host`` ("image": the image
+        output), which come to host memory."""
+        names = [self.output_names[0], *(outputs or [])]
+        host = tuple(self.output_names[0] if h == "image" else h for h in host)
         binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
-        if isinstance(state, np.ndarray):
-            binding.bind_cpu_input(spec.input, np.ascontiguousarray(state, dtype=np.float32))
-        else:
-            binding.bind_ortvalue_input(spec.input, state)
-        binding.bind_output(self.output_names[0], "cpu")
-        binding.bind_output(spec.output, self.device, 0)
+        feeds: dict[str, np.ndarray | ort.OrtValue] = {self.input_name: x, **(extra or {}),
+                                                       **self.strength_feed(strength)}
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in names:
+            if name in host or self.device != "cuda":
+                binding.bind_output(name, "cpu")
+            else:
+                binding.bind_output(name, "cuda", 0)
         self.session.run_with_iobinding(binding)
-        out, nxt = binding.get_outputs()
-        return out.numpy(), nxt
+        return list(binding.get_outputs())
 
     def run_bound(self, x: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Like ``run``, through onnxruntime I/O binding.

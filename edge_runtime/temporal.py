@@ -27,6 +27,8 @@ numpy and OpenCV only; one filter per stream, not shared between threads.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -50,12 +52,13 @@ class TemporalFilter:
             raise ValueError(msg)
         self.max_weight, self.k, self.blur = float(max_weight), float(k), float(blur)
         self._prev: np.ndarray | None = None  # the last output, float32
+        self._device_prev: Any = None  # or, for the graph (``run_graph``), an OrtValue where the model runs
         self._last: np.ndarray | None = None  # and as it was returned (uint8)
         self.sigma = 0.0  # the last frame's noise estimate (uint8 levels)
 
     def reset(self) -> None:
         """Forget the past: the next frame passes as it is."""
-        self._prev = None
+        self._prev = self._device_prev = None
 
     @staticmethod
     def noise_sigma(frame: np.ndarray, result: np.ndarray) -> float:
@@ -77,9 +80,42 @@ class TemporalFilter:
         half = cv2.resize(d, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
         return cv2.resize(cv2.GaussianBlur(half, (0, 0), self.blur / 2), (w, h), interpolation=cv2.INTER_LINEAR)
 
+    def run_graph(self, session: Any, frame: Any, result: Any, size: tuple[int, int]) -> np.ndarray:
+        """The same filter as its ONNX graph (``models/temporal_filter.onnx``, made by ``export.temporal_graph``)
+        in ``session``, for frames that are already where the model ran: ``frame`` and ``result`` are
+        ``OrtValue``s, uint8 (1, H, W, 3) BGR (padded alike); ``size`` is the frame's own (h, w), for the noise
+        estimate's grid. The state stays on that device; returns the filtered frame (1, H, W, 3) on the host."""
+        import onnxruntime as ort  # where the model runs: the Denoiser has loaded it
+
+        self._prev = None  # the host state and the graph's are not mixed: a switch starts afresh
+        shape = tuple(result.shape())
+        where = result.device_name().lower()
+        fresh = self._device_prev is None or tuple(self._device_prev.shape()) != shape or self.max_weight == 0.0
+        if fresh:  # zeros, not an empty buffer: the first frame's blend multiplies the state by 0
+            self._device_prev = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32), where, 0)
+        h, w = size
+        step = max(2, int(np.sqrt(h * w / 30000)))
+        binding = session.io_binding()
+        binding.bind_ortvalue_input("frame", frame)
+        binding.bind_ortvalue_input("result", result)
+        binding.bind_ortvalue_input("prev", self._device_prev)
+        binding.bind_cpu_input("params", np.array([self.max_weight, self.k, 0.0 if fresh else 1.0], np.float32))
+        binding.bind_cpu_input("grid", np.array([step, step], np.int64))
+        binding.bind_output("output", "cpu")
+        if where == "cuda":
+            binding.bind_output("state", "cuda", 0)
+        else:
+            binding.bind_output("state", "cpu")
+        binding.bind_output("sigma", "cpu")
+        session.run_with_iobinding(binding)
+        out, self._device_prev, sigma = binding.get_outputs()
+        self.sigma = 0.0 if fresh else float(sigma.numpy()[0])
+        return np.asarray(out.numpy())
+
     def __call__(self, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
         """The filtered output for ``frame`` (the noisy input) and ``result`` (the model's output for it), both
         uint8 of one shape (H x W or H x W x 3)."""
+        self._device_prev = None  # the graph's state is not mixed with the host's: a switch starts afresh
         prev, last = self._prev, self._last
         if prev is None or last is None or prev.shape != result.shape or self.max_weight == 0.0:
             self._prev, self._last = result.astype(np.float32), result.copy()  # copies: the caller may draw on

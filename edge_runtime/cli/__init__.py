@@ -108,9 +108,10 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
     """Print a model's card (default: the bundled single-frame model; with --for, the model an input gets).
 
     Without --model, 'edge-ae denoise' runs video files, cameras and streams through the bundled
-    recurrent model (video.onnx) and images and folders of images through default.onnx.
+    recurrent model (video.onnx) and images and folders of images through default.onnx; on CUDA, their
+    fp16 variants with uint8 frames in and out (video.fp16.frame.onnx, default.fp16.frame.onnx).
     """
-    from edge_runtime.model import Model, default_model_for
+    from edge_runtime.model import BUNDLED_CUDA, Model, default_model_for
 
     if model is not None and for_input is not None:
         raise click.UsageError("give a MODEL or --for INPUT, not both")
@@ -143,10 +144,12 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
                      f"at 1/{st['scale']} of the frame size, empty: {st['empty']}")
     if for_input is not None:
         lines.insert(0, f"used for    {for_input} -> bundled model {m.path.name} (without --model)")
+        also = "; the temporal filter runs on the GPU too" if model == "video" else ""
+        lines.insert(1, f"on CUDA     {BUNDLED_CUDA[model]} (the same network in fp16, uint8 frames in and out{also})")
         if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
             from edge_runtime.temporal import RECURRENT
 
-            lines.insert(1, f"temporal    filter after the model (max weight {RECURRENT[0]:g}, k {RECURRENT[1]:g}; "
+            lines.insert(2, f"temporal    filter after the model (max weight {RECURRENT[0]:g}, k {RECURRENT[1]:g}; "
                             "--no-temporal: the model alone)")
     for k, v in sorted(card.get("metrics", {}).items()):
         lines.append(f"metric      {k} = {v}")
