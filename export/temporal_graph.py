@@ -43,7 +43,7 @@ FLOOR = 0.5
 
 def _gauss(sigma: float) -> np.ndarray:
     """OpenCV's float Gaussian kernel: size round(8 sigma + 1) made odd, normalised."""
-    size = int(round(sigma * 8 + 1)) | 1
+    size = round(sigma * 8 + 1) | 1
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
     k = np.exp(-(x**2) / (2 * sigma**2))
     return (k / k.sum()).astype(np.float32)

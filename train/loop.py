@@ -96,7 +96,10 @@ def train_denoiser(
         while True:
             clean = sampler.batch(cfg.batch)
             # on the device: the plan (and the realistic-camera samples) here, the rest where the model trains
-            yield (clean, plan_noise(clean, cfg.noise, gen).as_dict()) if on_device else corrupt(clean, cfg.noise, gen)
+            if on_device:
+                yield clean, plan_noise(clean, cfg.noise, gen, finish_jpeg=True).as_dict()
+            else:
+                yield corrupt(clean, cfg.noise, gen)
 
     batches = batch_stream(make, cfg.seed, workers, pin=device.type == "cuda")
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if on_device else None

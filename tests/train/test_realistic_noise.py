@@ -101,3 +101,38 @@ def test_clip_keeps_one_camera_with_fresh_noise_per_frame() -> None:
     assert not torch.equal(r[:, 0], r[:, 1]), "an independent realisation per frame"
     noisy, target = add_sequence_noise(clean, np.random.default_rng(1), NoiseConfig(p_real=1.0, p_grey=1.0))
     assert torch.equal(noisy[:, :, 0], noisy[:, :, 1]) and torch.equal(noisy[:, :, 1], noisy[:, :, 2])
+
+
+def test_jpeg_samples_made_with_the_plan_match_the_ones_made_after_it() -> None:
+    """``plan_noise(..., finish_jpeg=True)`` (a GPU run's batch makers) makes the JPEG samples on the CPU, with the
+    same draws as a plan whose JPEG round trips ``apply_noise`` would do: same samples, same kind of result."""
+    from tests.helpers import CLEAN_CLIP, read_frames
+    from train.noise import apply_noise, plan_noise
+
+    frame = read_frames(CLEAN_CLIP, 1)[0][:, :, ::-1].copy()
+    clean = torch.stack([torch.from_numpy(frame[y : y + 64, x : x + 64]).permute(2, 0, 1).float() / 255
+                         for y in range(0, 384, 64) for x in range(0, 512, 64)])  # 48 real RGB patches
+    cfg = NoiseConfig(p_jpeg=0.5, p_camera=1.0)
+    late = plan_noise(clean, cfg, torch.Generator().manual_seed(3))
+    ready = plan_noise(clean, cfg, torch.Generator().manual_seed(3), finish_jpeg=True)
+    jpeg = late.jpeg_quality > 0
+    assert jpeg.sum() >= 4 and not (ready.jpeg_quality > 0).any()
+    assert torch.equal(ready.real, late.real | jpeg) and len(ready.realistic) == int(ready.real.sum())
+    a, _ = apply_noise(clean, late, torch.Generator().manual_seed(4))
+    b, target = apply_noise(clean, ready, torch.Generator().manual_seed(4))
+    assert torch.equal(a[~ready.real], b[~ready.real])  # the others: untouched by the change
+    ra, rb = (a[jpeg] - target[jpeg]).pow(2).mean().sqrt(), (b[jpeg] - target[jpeg]).pow(2).mean().sqrt()
+    assert 0.8 < float(rb / ra) < 1.25  # the same noise and compression, other random numbers
+    # a JPEG image changes less than a noisy one when compressed (again) at the same quality
+    q = int(late.jpeg_quality[jpeg][0])
+    plain = (~jpeg & ~late.real).nonzero().flatten().tolist()
+    was, never = (float(np.mean([(jpeg_round_trip(b[i], q) - b[i]).abs().mean() for i in idx]))
+                  for idx in (jpeg.nonzero().flatten().tolist(), plain))
+    assert was < 0.7 * never
+    assert torch.equal(ready.realistic[late.real[ready.real]], late.realistic)  # the camera samples as they were
+
+
+def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    from train.noise import jpeg
+
+    return jpeg(x, quality)
