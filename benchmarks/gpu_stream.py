@@ -67,7 +67,10 @@ def stream_for(den: Denoiser, mode: str) -> DenoiseStream:
 @click.option("--size", "sizes", multiple=True, default=["1920x1080", "640x480"], show_default=True)
 @click.option("--frames", type=int, default=200, show_default=True, help="Timed frames per way.")
 @click.option("--bind/--no-bind", default=None, help="I/O binding (default: on with CUDA).")
-def main(models: tuple[str, ...], device: str, sizes: tuple[str, ...], frames: int, bind: bool | None) -> None:
+@click.option("--eager", is_flag=True,
+              help="Also the bundled video network in PyTorch eager (fp16 on CUDA, channels_last; needs torch).")
+def main(models: tuple[str, ...], device: str, sizes: tuple[str, ...], frames: int, bind: bool | None,
+         eager: bool) -> None:
     for size in sizes:
         (w, h), = parse_sizes(size)
         clean, noisy = clip_frames(w, h)
@@ -99,7 +102,44 @@ def main(models: tuple[str, ...], device: str, sizes: tuple[str, ...], frames: i
                 ms = statistics.median(times)
                 row[f"ms {mode}"] = round(ms, 2)
                 row[f"fps {mode}"] = round(1000 / ms, 1)
+            if eager and m == "video":
+                row.update(eager_video(device, noisy, clean, frames))
             click.echo(json.dumps(row))
+
+
+def eager_video(device: str, noisy: list[np.ndarray], clean: list[np.ndarray], frames: int) -> dict[str, float]:
+    """The bundled video network in PyTorch eager, its weights read from video.onnx, the state kept on the
+    device, the uint8 conversion on the device too (``benchmarks.gpu.torch_step``): the model alone."""
+    import torch
+
+    from benchmarks.gpu import torch_step
+    from edge_runtime.model import default_model_path
+    from train.registry import create_model
+    from train.warm_start import warm_start
+
+    net = create_model("video_denoiser").eval()
+    warm_start(net, default_model_path("video"))
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    net = net.to(device).to(dtype).to(memory_format=torch.channels_last)
+    out: dict[str, float] = {}
+    with torch.inference_mode():
+        state: list[torch.Tensor] = []
+        out["psnr torch eager, model alone"] = round(float(np.mean(
+            [psnr(torch_step(net, n, device, dtype, state), c) for n, c in zip(noisy, clean, strict=True)])), 3)
+        state = []
+        warm = time.perf_counter() + 2.0
+        i = 0
+        while time.perf_counter() < warm:
+            torch_step(net, noisy[i % len(noisy)], device, dtype, state)
+            i += 1
+        times = []
+        for i in range(frames):
+            t = time.perf_counter()
+            torch_step(net, noisy[i % len(noisy)], device, dtype, state)
+            times.append((time.perf_counter() - t) * 1000)
+    ms = statistics.median(times)
+    out["ms torch eager, model alone"], out["fps torch eager, model alone"] = round(ms, 2), round(1000 / ms, 1)
+    return out
 
 
 if __name__ == "__main__":
