@@ -115,8 +115,9 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
 
     if model is not None and for_input is not None:
         raise click.UsageError("give a MODEL or --for INPUT, not both")
+    bundled: str | None = None
     if for_input is not None:
-        model = default_model_for(for_input)
+        model = bundled = default_model_for(for_input)
     m = Model(model, device="cpu")
     card = m.card.to_dict()
     if as_json:
@@ -145,7 +146,7 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
     if for_input is not None:
         lines.insert(0, f"used for    {for_input} -> bundled model {m.path.name} (without --model)")
         also = "; the temporal filter runs on the GPU too" if model == "video" else ""
-        lines.insert(1, f"on CUDA     {BUNDLED_CUDA[model]} (the same network in fp16, uint8 frames in and out{also})")
+        lines.insert(1, f"on CUDA     {BUNDLED_CUDA[bundled or 'default']} (the same network in fp16, uint8 frames in and out{also})")
         if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
             from edge_runtime.temporal import RECURRENT
 
