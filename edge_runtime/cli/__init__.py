@@ -146,7 +146,8 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
     if for_input is not None:
         lines.insert(0, f"used for    {for_input} -> bundled model {m.path.name} (without --model)")
         also = "; the temporal filter runs on the GPU too" if model == "video" else ""
-        lines.insert(1, f"on CUDA     {BUNDLED_CUDA[bundled or 'default']} (the same network in fp16, uint8 frames in and out{also})")
+        cuda = BUNDLED_CUDA[bundled or "default"]
+        lines.insert(1, f"on CUDA     {cuda} (the same network in fp16, uint8 frames in and out{also})")
         if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
             from edge_runtime.temporal import RECURRENT
 
