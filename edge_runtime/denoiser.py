@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +11,8 @@ import numpy as np
 
 from edge_runtime.errors import ModelCardError
 from edge_runtime.frames import check_frame, from_planes, pad_planes, pad_to_multiple, to_planes
-from edge_runtime.model import Model
-from edge_runtime.temporal import RECURRENT, SINGLE_FRAME, TemporalFilter
+from edge_runtime.model import Model, default_model_path
+from edge_runtime.temporal import RECURRENT, SINGLE_FRAME, CameraMotion, TemporalFilter
 
 if TYPE_CHECKING:  # onnxruntime is imported where the model loads, with a message when it is missing
     import onnxruntime as ort
@@ -41,11 +42,17 @@ class Denoiser:
     (``edge_runtime.temporal``) that blends the previous output in where nothing moved, stricter after a
     recurrent model than after a single-frame one; its weight scales with a strength below 1. ``denoise()``
     (a still) never uses it.
+
+    ``moving_camera`` (default "auto"): a single-frame model that a recurrent model's streams use while the
+    camera moves (pans, shakes: ``edge_runtime.temporal.CameraMotion``), since the recurrent model has no
+    motion compensation; "auto" is the bundled single-frame model for the bundled video model and nothing for
+    other models; None: never.
     """
 
     def __init__(self, model: str | Path | Model | None = None, device: str = "auto", threads: int | None = None,
                  tile: int | None = 2048, spin: bool | None = None, bind: bool | None = None,
-                 strength: float = 1.0, temporal: bool = True) -> None:
+                 strength: float = 1.0, temporal: bool = True,
+                 moving_camera: str | Path | Model | None = "auto") -> None:
         self.model = model if isinstance(model, Model) else Model(model, device=device, threads=threads, spin=spin)
         card = self.model.card
         if card.task not in ("denoise", "both") or card.input.layout not in ("NCHW", "NHWC"):
@@ -67,6 +74,33 @@ class Denoiser:
         self.bind = self.model.device == "cuda" if bind is None else bind
         self.frame_io = card.input.layout == "NHWC"
         self.temporal = bool(temporal)
+        # A recurrent model's streams hand the frames to a single-frame model while the camera moves
+        # (edge_runtime.temporal.CameraMotion); "auto": the bundled single-frame one for the bundled video model.
+        if moving_camera == "auto":
+            bundled = {default_model_path("video", d).resolve() for d in ("cpu", "cuda")}
+            moving_camera = "default" if self.recurrent and self.model.path.resolve() in bundled else None
+        self._moving_spec = moving_camera if self.recurrent else None
+        self._moving: Denoiser | None = None
+        self._options = {"device": self.model.device, "threads": threads, "tile": tile, "spin": spin, "bind": bind,
+                         "strength": strength, "temporal": temporal}
+        self._lock = threading.Lock()
+
+    @property
+    def follows_camera(self) -> bool:
+        """Whether this Denoiser's streams switch to a single-frame model while the camera moves."""
+        return self._moving_spec is not None
+
+    def moving_camera_denoiser(self) -> Denoiser | None:
+        """The single-frame Denoiser a stream uses while the camera moves (loaded on first use), or None."""
+        if self._moving_spec is None:
+            return None
+        with self._lock:
+            if self._moving is None:
+                self._moving = Denoiser(self._moving_spec, moving_camera=None, **self._options)  # type: ignore[arg-type]
+                if self._moving.recurrent:
+                    msg = f"{self._moving.model.path}: the model for a moving camera must be a single-frame one"
+                    raise ModelCardError(msg)
+            return self._moving
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise one uint8 frame (H x W or H x W x 1 grey, H x W x 3 BGR, H x W x 4 BGRA); the result has
@@ -85,8 +119,12 @@ class Denoiser:
         """A new temporal filter for one stream of this Denoiser's model and strength (None at strength 0)."""
         if self.strength == 0.0:
             return None
+        return TemporalFilter(*self.filter_params())
+
+    def filter_params(self) -> tuple[float, float]:
+        """(max_weight, k) of the temporal filter after this Denoiser's model, at its strength."""
         weight, k = RECURRENT if self.recurrent else SINGLE_FRAME
-        return TemporalFilter(weight * min(self.strength, 1.0), k)
+        return weight * min(self.strength, 1.0), k
 
     def _denoise(self, frame: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
         if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (1, 4):
@@ -260,7 +298,9 @@ class DenoiseStream:
     ``filter`` is its temporal filter (None: off), which restarts by itself on a new frame size too.
     It starts afresh by itself when the frame size changes; call ``reset()`` where the caller knows the
     past no longer applies (a live source that reconnected, a seek). The model also cuts its past off by
-    itself on a hard scene cut.
+    itself on a hard scene cut. With a Denoiser that ``follows_camera``, frames go to its single-frame model
+    while the camera moves (``moving`` says where the last one went) and the recurrent model starts afresh
+    when the camera stops.
     """
 
     def __init__(self, denoiser: Denoiser, temporal: bool | None = None) -> None:
@@ -271,13 +311,16 @@ class DenoiseStream:
         self._device_state: ort.OrtValue | None = None
         self._device_key: tuple[int, ...] = ()
         self.resets = 0  # times the state was dropped (reset() or a new frame size)
+        # While the camera moves, a recurrent model's frames go to a single-frame model (``Denoiser(moving_camera)``)
+        self.camera = CameraMotion() if denoiser.follows_camera else None
+        self.moving = False  # the last frame went to the single-frame model
+        self.switches = 0  # times the stream changed model
         # The model and the filter on one device, the frame copied there once (``_denoise_on_device``): on by
         # default where the model runs on CUDA (a frame model, colour frames, no tiling); True also on a CPU.
         self.on_device: bool | None = None
         self._device_frame: ort.OrtValue | None = None
 
-    def _on_device(self, frame: np.ndarray) -> bool:
-        d = self.denoiser
+    def _on_device(self, frame: np.ndarray, d: Denoiser) -> bool:
         wanted = d.model.device == "cuda" if self.on_device is None else self.on_device
         if not (wanted and self.filter is not None and d.frame_io and d.bind and d.blend is None):
             return False
@@ -300,9 +343,10 @@ class DenoiseStream:
 
     def denoise(self, frame: np.ndarray) -> np.ndarray:
         """Denoise the next frame of this source (as ``Denoiser.denoise``), using and updating the state."""
-        if self._on_device(frame):
-            return self.denoiser._denoise_on_device(frame, self)
-        out = self.denoiser._denoise(frame, self)
+        den = self._follow_camera(frame)
+        if self._on_device(frame, den):
+            return den._denoise_on_device(frame, self)
+        out = den._denoise(frame, self)
         if self.filter is None:
             return out
         if out.ndim == 2 or out.shape[2] == 3:
@@ -313,6 +357,24 @@ class DenoiseStream:
 
     __call__ = denoise
 
+    def _follow_camera(self, frame: np.ndarray) -> Denoiser:
+        """The Denoiser for this frame: the single-frame one while the camera moves (when there is one)."""
+        if self.camera is None or not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            return self.denoiser
+        if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 8:
+            return self.denoiser
+        moving = self.camera(frame)
+        if moving != self.moving:
+            self.moving = moving
+            self.switches += 1
+            if not moving:  # back to the recurrent model: the past it kept was seen before the camera moved
+                self.state = None
+        den = self.denoiser.moving_camera_denoiser() if moving else self.denoiser
+        assert den is not None
+        if self.filter is not None:
+            self.filter.max_weight, self.filter.k = den.filter_params()
+        return den
+
     def reset(self) -> None:
         """Forget the past: the next frame is treated as the first."""
         if self._host_state is not None or self._device_state is not None:
@@ -320,6 +382,9 @@ class DenoiseStream:
         self.state = None
         if self.filter is not None:
             self.filter.reset()
+        if self.camera is not None:
+            self.camera.reset()
+            self.moving = False
 
 
 def _tiles(h: int, w: int, tile: int | None) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:

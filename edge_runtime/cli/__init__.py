@@ -151,7 +151,9 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
         if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
             from edge_runtime.temporal import RECURRENT
 
-            lines.insert(2, f"temporal    filter after the model (max weight {RECURRENT[0]:g}, k {RECURRENT[1]:g}; "
+            lines.insert(2, "camera      while the camera moves (pans, shakes), frames go to the single-frame "
+                            "default.onnx; the recurrent model starts afresh when it stops")
+            lines.insert(3, f"temporal    filter after the model (max weight {RECURRENT[0]:g}, k {RECURRENT[1]:g}; "
                             "--no-temporal: the model alone)")
     for k, v in sorted(card.get("metrics", {}).items()):
         lines.append(f"metric      {k} = {v}")

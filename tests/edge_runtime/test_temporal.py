@@ -101,3 +101,49 @@ def test_drawing_on_an_output_does_not_change_the_next_one(single: Denoiser, sce
         a.denoise(f)
         b.denoise(f)[:20, :20] = 255  # drawn on by the caller
     assert np.array_equal(a.denoise(frames[2]), b.denoise(frames[2]))
+
+
+def pan(frame: np.ndarray, steps: list[int], size: tuple[int, int] = (240, 320)) -> list[np.ndarray]:
+    """Crops of a real frame whose window moves right by ``steps`` pixels, one per frame: a panning camera."""
+    h, w = size
+    x, out = 40, []
+    for s in steps:
+        x += s
+        out.append(frame[100 : 100 + h, x : x + w].copy())
+    return out
+
+
+def test_camera_motion_tells_a_moving_camera_from_a_fixed_one() -> None:
+    from edge_runtime.temporal import CameraMotion
+
+    frame = read_frames(CLEAN_CLIP, 1)[0]
+    cam = CameraMotion()
+    still = [cam(noisy(f, t, 25)) for t, f in enumerate(pan(frame, [0] * 8))]
+    assert not any(still) and cam.shift < cam.settle  # noise alone does not move the camera
+    moving = [cam(noisy(f, t, 25)) for t, f in enumerate(pan(frame, [3] * 4))]
+    assert all(moving) and 2.0 < cam.shift * 320 / CameraMotion.ANALYSIS < 4.0  # 3 px per frame, measured
+    settling = [cam(noisy(f, t, 25)) for t, f in enumerate(pan(frame, [0] * 8))]
+    assert settling[: cam.hold - 1] == [True] * (cam.hold - 1) and not settling[-1]  # held, then still again
+    cam.reset()
+    assert not cam(frame[:64, :64]) and not cam.moving
+
+
+def test_a_video_stream_hands_a_moving_camera_to_the_single_frame_model() -> None:
+    """The bundled video model trusts a past that a moving camera has shifted; its stream gives those frames to
+    the single-frame model and goes back (with a fresh state) when the camera stops."""
+    frame = read_frames(CLEAN_CLIP, 1)[0]
+    clean = pan(frame, [0] * 6 + [4] * 8 + [0] * 8)
+    frames = [noisy(f, t, 20) for t, f in enumerate(clean)]
+    video = Denoiser("video", device="cpu", threads=1)
+    assert video.follows_camera and not Denoiser("video", device="cpu", moving_camera=None).follows_camera
+    assert not Denoiser("default", device="cpu").follows_camera  # a single-frame model has nothing to hand over
+    follow, always = video.stream(), Denoiser("video", device="cpu", threads=1, moving_camera=None).stream()
+    used, gain = [], []
+    for f, c in zip(frames, clean, strict=True):
+        a, b = follow.denoise(f), always.denoise(f)
+        used.append(follow.moving)
+        gain.append(psnr(a, c) - psnr(b, c))
+    assert used == [False] * 6 + [True] * (8 + follow.camera.hold - 1) + [False] * (9 - follow.camera.hold)  # type: ignore[union-attr]
+    assert follow.switches == 2 and follow.filter is not None and follow.filter.k == RECURRENT[1]  # back again
+    assert np.mean(gain[6:14]) > 0.1  # better while the camera moves (measured +0.2 dB)
+    assert min(gain[:6]) == 0.0 == max(gain[:6])  # identical while it is still
