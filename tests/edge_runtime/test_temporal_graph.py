@@ -94,3 +94,29 @@ def test_bundled_names_load_fp32_on_a_cpu_and_the_cuda_variants_are_gated() -> N
         assert m.path.name == file and m.card.precision == "fp16" and m.card.input.layout == "NHWC"
         assert m.card.family == ref.family and (m.card.state is None) == (ref.state is None)
         assert m.card.metrics["precision_drop"] <= 0.1  # checked against fp32 when it was made
+
+
+def test_following_the_camera_on_the_device_path() -> None:
+    """A pan through the CUDA variants (here on the CPU provider, bound like on CUDA): the frames go to the
+    single-frame model while the camera moves, and the filter stays on the device path throughout."""
+    from tests.edge_runtime.test_temporal import pan
+
+    frame = read_frames(CLEAN_CLIP, 1)[0]
+    clean = pan(frame, [0] * 4 + [4] * 6 + [0] * 7)
+    den = cuda_model("video")
+    assert den.follows_camera  # the bundled video model's CUDA variant gets the bundled single-frame one
+    moving = den.moving_camera_denoiser()
+    assert moving is not None and not moving.recurrent
+    den._moving = Denoiser(str(default_model_path("default", "cuda")), device="cpu", threads=1, bind=True)
+    stream = den.stream()
+    stream.on_device = True
+    host = den.stream()
+    host.on_device = False
+    used = []
+    for t, c in enumerate(clean):
+        n = noisy(c, t)
+        a, b = stream.denoise(n), host.denoise(n)
+        used.append(stream.moving)
+        assert stream.filter is not None and stream.filter._prev is None  # never the host filter's state
+        assert np.abs(a.astype(float) - b).mean() < 0.15, t  # the same frames as the host filter's path
+    assert used == [False] * 4 + [True] * 10 + [False] * 3 and stream.switches == 2
