@@ -2,6 +2,7 @@
 what each way of running the temporal filter does to the result.
 
     python -m benchmarks.gpu_stream [MODEL...] [--device cuda] [--size 1920x1080 --size 640x480] [--frames 200]
+                                    [--pan PIXELS] [--eager]
 
 MODEL: a model file or a bundled name (default: ``video`` and ``default``, which on CUDA load their fp16
 ``--frame-io`` variants). Each model is timed three ways, one stream each, over the same frames in order:
@@ -32,13 +33,18 @@ CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "intel_asl_again
 PASS = 30
 
 
-def clip_frames(w: int, h: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(clean, noisy) frames of the test clip at w x h."""
+def clip_frames(w: int, h: int, pan: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(clean, noisy) frames of the test clip at w x h; with ``pan``, a camera panning right by ``pan`` pixels
+    per frame over the first frame instead (crops of it resized to w + PASS * pan wide)."""
     cap = cv2.VideoCapture(str(CLIP))
     clean = []
     while len(clean) < PASS:
         ok, f = cap.read()
         if not ok:
+            break
+        if pan:
+            wide = cv2.resize(f, (w + PASS * pan, h), interpolation=cv2.INTER_AREA)
+            clean = [np.ascontiguousarray(wide[:, i * pan : i * pan + w]) for i in range(PASS)]
             break
         clean.append(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) if f.shape[:2] != (h, w) else f)
     cap.release()
@@ -67,13 +73,15 @@ def stream_for(den: Denoiser, mode: str) -> DenoiseStream:
 @click.option("--size", "sizes", multiple=True, default=["1920x1080", "640x480"], show_default=True)
 @click.option("--frames", type=int, default=200, show_default=True, help="Timed frames per way.")
 @click.option("--bind/--no-bind", default=None, help="I/O binding (default: on with CUDA).")
+@click.option("--pan", type=int, default=0, show_default=True,
+              help="Pixels per frame of a panning camera over the clip's first frame (0: the clip as it is).")
 @click.option("--eager", is_flag=True,
               help="Also the bundled video network in PyTorch eager (fp16 on CUDA, channels_last; needs torch).")
 def main(models: tuple[str, ...], device: str, sizes: tuple[str, ...], frames: int, bind: bool | None,
-         eager: bool) -> None:
+         pan: int, eager: bool) -> None:
     for size in sizes:
         (w, h), = parse_sizes(size)
-        clean, noisy = clip_frames(w, h)
+        clean, noisy = clip_frames(w, h, pan)
         for m in models or ("video", "default"):
             den = Denoiser(m, device=device, tile=None, bind=bind)
             ref_name = m if m in ("video", "default") else None
@@ -101,6 +109,7 @@ def main(models: tuple[str, ...], device: str, sizes: tuple[str, ...], frames: i
                     times.append((time.perf_counter() - t) * 1000)
                 ms = statistics.median(times)
                 row[f"ms {mode}"] = round(ms, 2)
+                row[f"switches {mode}"] = s.switches
                 row[f"fps {mode}"] = round(1000 / ms, 1)
             if eager and m == "video":
                 row.update(eager_video(device, noisy, clean, frames))
