@@ -146,8 +146,8 @@ class CameraMotion:
     (cockatoo), and 0.28-0.82 dB above it on fixed cameras. Global shifts measured there (sigma 15 / 25 noise,
     160 pixels): fixed cameras 0.01-0.30, handheld 0.14-9 (mostly above 0.5), panning 0.4-9 once it pans; a
     person walking close to a fixed camera moved the global estimate to 0.5-1.2 (the tiles' median: at most
-    0.23). About 0.3 ms per 640x480 frame (1 ms on frames that need the tiles). One per stream, not shared
-    between threads.
+    0.23). About 0.2-0.3 ms per 640x480 frame, up to 1 ms on a frame that needs the tiles (a start to
+    confirm). One per stream, not shared between threads.
     """
 
     ANALYSIS = 160
@@ -202,8 +202,9 @@ class CameraMotion:
             self.moving, self.shift, self.tiles, self._calm = False, 0.0, 0.0, self.hold
             return False
         self.shift = self._shift(prev[1], small)
-        self.tiles = self._tiles(prev[0], big) if self.shift > self.start else 0.0
-        if self.tiles > self.start:
+        # the tiles only confirm a start (while moving, a large global shift keeps it moving as it is)
+        self.tiles = self._tiles(prev[0], big) if self.shift > self.start and not self.moving else 0.0
+        if self.shift > self.start and (self.moving or self.tiles > self.start):
             self.moving, self._calm = True, 0
         elif self.shift < self.settle:
             self._calm += 1
