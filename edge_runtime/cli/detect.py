@@ -299,6 +299,7 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
       edge-ae calibrate hall.onnx normal_day.mp4 --max-false-alarm 0.01
       edge-ae calibrate hall.onnx --camera 0 --max-frames 600 -o hall_cam0.onnx
     """
+    from edge_runtime.calibration import EXPOSURE_STEP, SHIFT_PIXELS
     from edge_runtime.calibration import calibrate as run_calibration
 
     data: list[str | int] = [*normal_data, *([camera] if camera is not None else [])]
@@ -319,8 +320,8 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
                f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)
     if cal.threshold > s["threshold_normal_frames"]:
         click.echo(f"camera tolerance: threshold raised from {s['threshold_normal_frames']:.6g} (the normal frames "
-                   "alone) so that the normal frames 5 % darker or brighter, or moved by a quarter of a model pixel, "
-                   "are not flagged (--no-tolerance: without)", err=True)
+                   f"alone) so that the normal frames {100 * EXPOSURE_STEP:g} % darker or brighter, or moved by "
+                   f"{SHIFT_PIXELS:g} of a model pixel, are not flagged (--no-tolerance: without)", err=True)
     if cal.held_out:
         clips = ", ".join(f"{Path(str(name)).name} {100 * share:.1f} %" for name, _, share in cal.held_out)
         click.echo(f"leave-one-clip-out estimate of false alarms on new normal footage: mean "
