@@ -201,7 +201,8 @@ def paste_object(frames: list[np.ndarray], kind: str, speed: int, start: int, st
     return out
 
 
-def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained: Path | None = None) -> dict[str, Any]:
+def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained: Path | None = None,
+                   tolerance: bool = True) -> dict[str, Any]:
     """Ped2 through the command line with default options: ``edge-ae train --task anomaly 01.mp4 ... 12.mp4
     --max-minutes M`` (a video: the predictor), ``edge-ae export``; then for each of clips 13-16: ``edge-ae
     calibrate`` on the other three at 1 %, false alarms on the held-out clip, and AUROC of its frames against the
@@ -241,7 +242,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
     for i, clip in enumerate(held):
         cal = tmp / f"cal_{clip.stem}.onnx"
         out = run(["calibrate", str(model), *[str(c) for c in held if c != clip], "--max-false-alarm", "0.01",
-                   "-o", str(cal)])
+                   "-o", str(cal), *([] if tolerance else ["--no-tolerance"])])
         print(out.strip(), flush=True)
         det = AnomalyDetector(cal, device="cpu", threads=1)
         score_name = det.score_name
@@ -275,7 +276,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
            "family": meta["config"]["family"], "steps": meta["metrics"].get("steps"), "score": score_name,
            "false_alarm_held_out": fa, "false_alarm_mean": float(np.mean(list(fa.values()))),
            "loo_estimate_at_calibration": loo_estimate, "auroc_raw": auroc_raw, "auroc_per_clip_normalised": auroc_norm,
-           "load_average": os.getloadavg()[0]}
+           "camera_tolerance": tolerance, "load_average": os.getloadavg()[0]}
     print(json.dumps(res, indent=1), flush=True)
     return res
 
@@ -540,14 +541,16 @@ def write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> int:
     return max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(frames, back, strict=True))
 
 
-def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", family: str | None = None) -> dict[str, Any]:
+def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", family: str | None = None,
+                    keep: Path | None = None, trained: Path | None = None, tolerance: bool = True) -> dict[str, Any]:
     """The Intel empty room through the command line with default options, as a user with a camera would do
     it: the empty-room frames (decoded from the mp4, written losslessly as an FFV1 .mkv at the video's 10 fps:
     a video, so ``--task anomaly`` picks the predictor; a folder of PNGs would pick the convolutional family),
     ``edge-ae train --task anomaly ROOM.mkv --max-minutes M``, ``edge-ae export``, ``edge-ae calibrate`` on
     the same video with ``--max-false-alarm 0`` (51 frames are too few for the default 1 %), then every frame
     of the video scored in order by one detector (causal scores, as ``edge-ae detect`` gives them): AUROC
-    against the hand labels (the frames after the training ones), false alarms and event timing."""
+    against the hand labels (the frames after the training ones), false alarms and event timing.
+    ``trained``: an exported model of an earlier run (``--keep``) to calibrate and score instead of training."""
     from click.testing import CliRunner
 
     from edge_runtime.cli import cli
@@ -567,17 +570,25 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
     diff = write_lossless(room, frames[a : b + 1], 10.0)
     ckpt, model, cal = tmp / "intel.pt", tmp / "intel.onnx", tmp / "intel_cal.onnx"
     t0 = time.time()
-    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
-    run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
+    if trained is None:
+        chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
+        run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
+        run(["export", str(ckpt), "-o", str(model)])
+        _keep(model, keep)
+        meta = load_checkpoint(ckpt)[1]
+    else:
+        model = trained
+        card = read_card(model)
+        meta = {"config": {"family": card.family, "model": None}, "metrics": card.metrics}
     train_s = time.time() - t0
-    run(["export", str(ckpt), "-o", str(model)])
-    print(run(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal)]).strip(), flush=True)
-    meta = load_checkpoint(ckpt)[1]
+    print(run(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal),
+               *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
+    _keep(cal, keep)
     det = AnomalyDetector(cal, device="cpu", threads=1)
     s = np.array([det.score(f).score for f in frames])
     out: dict[str, Any] = {"task": "intel_empty_room_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
                            "family": meta["config"]["family"], "model": meta["config"]["model"],
-                           "steps": meta["metrics"]["steps"], "score": det.score_name,
+                           "steps": meta["metrics"].get("steps"), "score": det.score_name,
                            "outputs": sorted(det.model.card.outputs.values()),
                            "train_frames": f"{a}-{b} (FFV1 video, max pixel difference after writing: {diff})",
                            "evaluated": f"frames {b + 1}-{len(frames) - 1}",
@@ -585,7 +596,7 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
                            "first_labels": {"people": INTEL_PEOPLE_FIRST,
                                             **_intel_metrics(s, INTEL_PEOPLE_FIRST, b, det.threshold, det.stats)},
                            "normal_score_stats": {k: det.stats[k] for k in ("p50", "p99", "max") if k in det.stats},
-                           "load_average": os.getloadavg()[0]}
+                           "camera_tolerance": tolerance, "load_average": os.getloadavg()[0]}
     for r in (out, out["first_labels"]):
         r.pop("timing", None)  # the event table is long; the AUROC and counts are the figures
     print(json.dumps(out, indent=1), flush=True)
@@ -654,7 +665,9 @@ def main() -> None:
     p.add_argument("--train-frames", default="0-50", help="intel: empty-room training frames")
     p.add_argument("--cal-frames", default=None, help="intel: empty-room calibration frames [the training frames]")
     p.add_argument("--model", type=Path, help="speed: a calibrated model (default: train a small one); "
-                                               "ped2-choose, ped2-cli: a trained predictor (default: train one)")
+                                               "ped2-choose, ped2-cli, intel-cli: a trained model (default: train one)")
+    p.add_argument("--no-tolerance", action="store_true",
+                   help="ped2-cli / intel-cli: calibrate with --no-tolerance (the normal frames only)")
     p.add_argument("--keep", type=Path, help="copy the trained (calibrated) models into this folder")
     p.add_argument("--json", type=Path, help="append the result as one JSON line here")
     a = p.parse_args()
@@ -665,7 +678,7 @@ def main() -> None:
             res = bench_mnist_cli(tmp, a.minutes or 0.5, [int(k) for k in a.digits.split(",")],
                                   (a.scores or "mse,ssim,patch").split(","))
         elif a.part == "ped2-cli":
-            res = bench_ped2_cli(tmp, a.minutes or 10.0, a.keep, a.model)
+            res = bench_ped2_cli(tmp, a.minutes or 10.0, a.keep, a.model, not a.no_tolerance)
         elif a.part == "mnist":
             family = a.family or "variational"
             likelihood = family_spec(family).score == "likelihood"
@@ -681,7 +694,8 @@ def main() -> None:
         elif a.part == "ped2-choose":
             res = bench_ped2_choose(tmp, a.minutes or 5.0, a.model, a.keep)
         elif a.part == "intel-cli":
-            res = bench_intel_cli(tmp, a.minutes or 2.0, a.train_frames, a.family)
+            res = bench_intel_cli(tmp, a.minutes or 2.0, a.train_frames, a.family, a.keep, a.model,
+                                  not a.no_tolerance)
         elif a.part == "intel":
             res = bench_intel(tmp, a.family or "convolutional", a.steps or 300, a.train_frames, a.cal_frames, a.keep)
         else:

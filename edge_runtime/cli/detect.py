@@ -280,12 +280,15 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
               help="Average the scores of the last K frames (causal); the normal data must be long enough "
                    "for the K frames to fill for most of its frames.")
 @max_frames_option("Use at most this many normal frames.")
+@click.option("--no-tolerance", is_flag=True,
+              help="Fit the threshold to the normal frames as they are only; by default it also covers them 5 % "
+                   "darker and brighter and moved by a quarter of a model pixel (camera changes, not anomalies).")
 @threads_option
 @device_option
 @user_errors
 def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quantile: float | None,
               max_false_alarm: float | None, output: str | None, score: str | None, smoothing: int | None,
-              max_frames: int | None, threads: int | None, device: str) -> None:
+              max_frames: int | None, no_tolerance: bool, threads: int | None, device: str) -> None:
     """Learn MODEL's anomaly threshold from NORMAL_DATA (videos, image folders, folders of videos, streams).
 
     Runs the ONNX model itself (whatever its precision) over the normal frames and writes the
@@ -296,6 +299,7 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
       edge-ae calibrate hall.onnx normal_day.mp4 --max-false-alarm 0.01
       edge-ae calibrate hall.onnx --camera 0 --max-frames 600 -o hall_cam0.onnx
     """
+    from edge_runtime.calibration import EXPOSURE_STEP, SHIFT_PIXELS
     from edge_runtime.calibration import calibrate as run_calibration
 
     data: list[str | int] = [*normal_data, *([camera] if camera is not None else [])]
@@ -303,7 +307,8 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
         raise click.UsageError("give NORMAL_DATA (videos, image folders) or --camera N")
     if camera is not None and max_frames is None:
         raise click.UsageError("--camera needs --max-frames (how many frames to learn from)")
-    cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads)
+    cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads,
+                          tolerance=not no_tolerance)
     for warning in cal.warnings:
         click.echo(f"warning: {warning}", err=True)
     s, spec = cal.stats, cal.card.anomaly
@@ -313,6 +318,10 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
                f"(mean {s['mean']:.4g}, p99 {s['p99']:.4g}, max {s['max']:.4g}); "
                f"{100 * s['false_alarm_on_calibration']:.2f} % of them flagged "
                f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)
+    if cal.threshold > s["threshold_normal_frames"]:
+        click.echo(f"camera tolerance: threshold raised from {s['threshold_normal_frames']:.6g} (the normal frames "
+                   f"alone) so that the normal frames {100 * EXPOSURE_STEP:g} % darker or brighter, or moved by "
+                   f"{SHIFT_PIXELS:g} of a model pixel, are not flagged (--no-tolerance: without)", err=True)
     if cal.held_out:
         clips = ", ".join(f"{Path(str(name)).name} {100 * share:.1f} %" for name, _, share in cal.held_out)
         click.echo(f"leave-one-clip-out estimate of false alarms on new normal footage: mean "

@@ -43,7 +43,9 @@ def test_calibrate_writes_threshold_that_flags_at_most_the_share(tmp_path: Path)
     clip = shared(f"{PED2}/01.mp4")
     before = _digest(model)
     out = tmp_path / "calibrated.onnx"
-    cal = calibrate(model, [str(clip)], max_false_alarm=0.05, out=out, device="cpu", threads=1, smoothing=3)
+    # the quantile itself, without the camera tolerance (which may only raise it: test_camera_tolerance.py)
+    cal = calibrate(model, [str(clip)], max_false_alarm=0.05, out=out, device="cpu", threads=1, smoothing=3,
+                    tolerance=False)
     assert _digest(model) == before  # the input model is untouched
     card = read_card(out)
     assert card.task == "anomaly" and card.anomaly is not None

@@ -24,8 +24,11 @@ pytest.importorskip("torch")
 @functools.cache
 def calibrated() -> Path:
     out = _TMP / "scene_calibrated.onnx"
+    # Without the camera tolerance: this 60-step model scores the grey-level block of _clip_with_intruder only about
+    # 8 % above the normal frames' threshold, and the same frames 5 % brighter about 10 % above it, so with the
+    # tolerance 16 of the 20 block frames checked below are flagged (issue 14 report, REPORT_INTEL.md).
     calibrate(scene_model(), [str(shared(f"{PED2}/01.mp4"))], max_false_alarm=0.02, out=out, device="cpu",
-              threads=1, smoothing=2)
+              threads=1, smoothing=2, tolerance=False)
     return out
 
 
