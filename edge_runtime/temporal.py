@@ -152,6 +152,10 @@ class CameraMotion:
 
     ANALYSIS = 160
     GRID = 3
+    # frames less than 2 x ANALYSIS wide and high (the longer side) are never said to move: too few pixels to tell
+    # the camera from the noise (128 x 96 and 200 x 120 crops of a still scene at sigma 20 gave shifts of 2-16)
+    MIN_SIDE = 2 * ANALYSIS
+    CUT = 0.15  # a phase-correlation peak below this: unrelated frames (a cut), not a moving camera
 
     def __init__(self, start: float = 0.4, settle: float = 0.25, hold: int = 5) -> None:
         self.start, self.settle, self.hold = float(start), float(settle), int(hold)
@@ -171,18 +175,22 @@ class CameraMotion:
         g = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
         step = max(1, max(g.shape) // (4 * self.ANALYSIS))  # large frames: a strided view first (no copy)
         g = g[::step, ::step]
-        scale = 2 * self.ANALYSIS / max(g.shape)
+        scale = min(2 * self.ANALYSIS / max(g.shape), 1.0)  # never enlarged
         big = cv2.resize(g, (max(16, round(g.shape[1] * scale)), max(16, round(g.shape[0] * scale))),
                          interpolation=cv2.INTER_AREA).astype(np.float32)
         small = cv2.resize(big, (big.shape[1] // 2, big.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return big, small
 
     def _shift(self, a: np.ndarray, b: np.ndarray) -> float:
+        return self._correlate(a, b)[0]
+
+    def _correlate(self, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """(shift, peak response) of ``b`` against ``a``."""
         win = self._windows.get(a.shape)
         if win is None:
             win = self._windows[a.shape] = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
-        (dx, dy), _ = cv2.phaseCorrelate(a, b, win)
-        return float(np.hypot(dx, dy))
+        (dx, dy), response = cv2.phaseCorrelate(a, b, win)
+        return float(np.hypot(dx, dy)), float(response)
 
     def _tiles(self, a: np.ndarray, b: np.ndarray) -> float:
         """The median shift of the grid's tiles (analysis pixels)."""
@@ -195,13 +203,19 @@ class CameraMotion:
 
     def __call__(self, frame: np.ndarray) -> bool:
         """Take the next frame (uint8, grey or BGR(A)); returns whether the camera is moving now."""
+        if max(frame.shape[:2]) < self.MIN_SIDE or min(frame.shape[:2]) < self.MIN_SIDE // 4:
+            self.reset()
+            return False
         big, small = self._grey(frame)
         prev = self._prev
         self._prev = big, small
         if prev is None or prev[1].shape != small.shape:
             self.moving, self.shift, self.tiles, self._calm = False, 0.0, 0.0, self.hold
             return False
-        self.shift = self._shift(prev[1], small)
+        self.shift, response = self._correlate(prev[1], small)
+        if response < self.CUT:  # a cut: says nothing about the camera (the recurrent model cuts its past itself)
+            self.shift = self.tiles = 0.0
+            return self.moving
         # the tiles only confirm a start (while moving, a large global shift keeps it moving as it is)
         self.tiles = self._tiles(prev[0], big) if self.shift > self.start and not self.moving else 0.0
         if self.shift > self.start and (self.moving or self.tiles > self.start):

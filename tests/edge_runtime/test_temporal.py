@@ -125,7 +125,11 @@ def test_camera_motion_tells_a_moving_camera_from_a_fixed_one() -> None:
     settling = [cam(noisy(f, t, 25)) for t, f in enumerate(pan(frame, [0] * 8))]
     assert settling[: cam.hold - 1] == [True] * (cam.hold - 1) and not settling[-1]  # held, then still again
     cam.reset()
-    assert not cam(frame[:64, :64]) and not cam.moving
+    assert not cam(frame[:64, :64]) and not cam.moving  # too small to tell: never moving
+    for t, f in enumerate(pan(frame, [0] * 4)):
+        cam(noisy(f, t, 25))
+    other = cv2.rotate(read_frames(CLEAN_CLIP, 61)[60][200:440, 300:620], cv2.ROTATE_180)
+    assert not cam(noisy(other, 9, 25)) and cam.shift == 0.0  # a cut is not a moving camera
 
 
 def test_a_video_stream_hands_a_moving_camera_to_the_single_frame_model() -> None:
