@@ -40,6 +40,16 @@ CUT_SHARE = 0.5  # more of the frame than this changed: nothing of the past is b
 _FLOOR = 0.5  # levels: the motion threshold never falls below this (clean input: only still pixels blend)
 
 
+def _median_of_counts(counts: np.ndarray) -> int:
+    """Twice the median (numpy's: the mean of the two middle values for an even count) of integer values
+    given as ``counts[v]`` = how many equal v: an integer."""
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    lo = int(np.searchsorted(cum, (n - 1) // 2 + 1))  # the value at sorted position (n - 1) // 2
+    hi = int(np.searchsorted(cum, n // 2 + 1))  # at n // 2
+    return lo + hi
+
+
 class TemporalFilter:
     """The recursive blend of one stream's outputs (uint8 frames of one size, grey or BGR)."""
 
@@ -66,8 +76,10 @@ class TemporalFilter:
         absolute deviation of its green (or only) channel on a grid of about 30,000 pixels."""
         step = max(2, int(np.sqrt(frame.shape[0] * frame.shape[1] / 30000)))
         g = (slice(None, None, step), slice(None, None, step)) + ((1,) if frame.ndim == 3 else ())
-        r = frame[g].astype(np.float32) - result[g].astype(np.float32)
-        return float(1.4826 * np.median(np.abs(r - np.median(r))))
+        r = frame[g].astype(np.int32).ravel() - result[g].ravel()  # whole levels, -255..255: medians from counts
+        med2 = _median_of_counts(np.bincount(r + 255)) - 510  # 2 median(r): an integer
+        dev2 = np.abs(2 * r - med2)  # 2 |r - median(r)|: integers
+        return float(1.4826 * _median_of_counts(np.bincount(dev2)) / 4)  # (2 median(dev2)) / 4 = the MAD
 
     def _motion(self, result: np.ndarray, last: np.ndarray) -> np.ndarray:
         """blur(|result - last|) as float32 (H, W): the change in luma-weighted levels, blurred at half size."""
