@@ -223,7 +223,8 @@ class Denoiser:
             result = self._step_bound(buf, (h, w), 1, stream, image_on_device=True)
         else:
             result = self.model.run_device(buf, strength=self.strength)[0]
-        out = stream.filter.run_graph(self.model.filter_session(), buf, result, (h, w))
+        blend = 1.0 if self.blend is None else self.blend  # a blind model at a strength other than 1
+        out = stream.filter.run_graph(self.model.filter_session(), buf, result, (h, w), blend)
         return np.ascontiguousarray(out[0, :h, :w])
 
     def _denoise_frame_state(self, f: np.ndarray, stream: DenoiseStream | None) -> np.ndarray:
@@ -322,7 +323,7 @@ class DenoiseStream:
 
     def _on_device(self, frame: np.ndarray, d: Denoiser) -> bool:
         wanted = d.model.device == "cuda" if self.on_device is None else self.on_device
-        if not (wanted and self.filter is not None and d.frame_io and d.bind and d.blend is None):
+        if not (wanted and self.filter is not None and d.frame_io and d.bind):
             return False
         if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
             return False  # grey, BGRA and anything to be checked take the host path

@@ -92,11 +92,12 @@ class TemporalFilter:
         half = cv2.resize(d, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
         return cv2.resize(cv2.GaussianBlur(half, (0, 0), self.blur / 2), (w, h), interpolation=cv2.INTER_LINEAR)
 
-    def run_graph(self, session: Any, frame: Any, result: Any, size: tuple[int, int]) -> np.ndarray:
+    def run_graph(self, session: Any, frame: Any, result: Any, size: tuple[int, int], blend: float = 1.0) -> np.ndarray:
         """The same filter as its ONNX graph (``models/temporal_filter.onnx``, made by ``export.temporal_graph``)
         in ``session``, for frames that are already where the model ran: ``frame`` and ``result`` are
         ``OrtValue``s, uint8 (1, H, W, 3) BGR (padded alike); ``size`` is the frame's own (h, w), for the noise
-        estimate's grid. The state stays on that device; returns the filtered frame (1, H, W, 3) on the host."""
+        estimate's grid; ``blend`` mixes a blind model's result with the frame first (``Denoiser`` at a strength
+        other than 1). The state stays on that device; returns the filtered frame (1, H, W, 3) on the host."""
         import onnxruntime as ort  # where the model runs: the Denoiser has loaded it
 
         self._prev = None  # the host state and the graph's are not mixed: a switch starts afresh
@@ -111,7 +112,7 @@ class TemporalFilter:
         binding.bind_ortvalue_input("frame", frame)
         binding.bind_ortvalue_input("result", result)
         binding.bind_ortvalue_input("prev", self._device_prev)
-        binding.bind_cpu_input("params", np.array([self.max_weight, self.k, 0.0 if fresh else 1.0], np.float32))
+        binding.bind_cpu_input("params", np.array([self.max_weight, self.k, 0.0 if fresh else 1.0, blend], np.float32))
         binding.bind_cpu_input("grid", np.array([step, step], np.int64))
         binding.bind_output("output", "cpu")
         if where == "cuda":

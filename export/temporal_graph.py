@@ -9,7 +9,9 @@ Inputs, NHWC like a ``--frame-io`` model's (one frame, BGR, any size):
     frame   uint8 (1, H, W, 3)  the noisy frame the model was given
     result  uint8 (1, H, W, 3)  the model's output for it
     prev    float32 (1, H, W, 3) the filter's previous output (its state)
-    params  float32 (3,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used)
+    params  float32 (4,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used),
+                                blend (the model's result mixed with the frame first, rounded to whole levels:
+                                frame + blend (result - frame); 1: the result as it is)
     grid    int64 (2,)          the row and column step of the noise estimate's sample grid
 Outputs:
     output  uint8 (1, H, W, 3)  the filtered frame
@@ -68,6 +70,7 @@ def filter_model() -> onnx.ModelProto:
         "i0": np.array([0], np.int64),
         "i1": np.array([1], np.int64),
         "i2": np.array([2], np.int64),
+        "i3": np.array([3], np.int64),
         "g_starts": np.array([0, 0, 1], np.int64),
         "g_ends": np.array([2**62, 2**62, 2], np.int64),
         "g_axes": np.array([1, 2, 3], np.int64),
@@ -85,7 +88,15 @@ def filter_model() -> onnx.ModelProto:
         n("Gather", ["params", "i1"], ["k"], axis=0),
         n("Gather", ["params", "i2"], ["keep"], axis=0),
         n("Cast", ["frame"], ["ff"], to=TensorProto.FLOAT),
-        n("Cast", ["result"], ["rf"], to=TensorProto.FLOAT),
+        n("Gather", ["params", "i3"], ["blend"], axis=0),
+        n("Cast", ["result"], ["raw"], to=TensorProto.FLOAT),
+        # a blind model's result at a strength other than 1: mixed with the frame, rounded like the host's
+        n("Sub", ["raw", "ff"], ["towards"]),
+        n("Mul", ["towards", "blend"], ["part"]),
+        n("Add", ["ff", "part"], ["mixed"]),
+        n("Add", ["mixed", "half_f"], ["mixed_h"]),
+        n("Floor", ["mixed_h"], ["mixed_r"]),
+        n("Clip", ["mixed_r", "zero_f", "top_f"], ["rf"]),
         # the change from the last output, luma-weighted and rounded like OpenCV's uint8 grey
         n("Round", ["prev"], ["last"]),
         n("Sub", ["rf", "last"], ["d3"]),
@@ -152,7 +163,7 @@ def filter_model() -> onnx.ModelProto:
         helper.make_tensor_value_info("frame", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("result", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("prev", TensorProto.FLOAT, dims),
-        helper.make_tensor_value_info("params", TensorProto.FLOAT, [3]),
+        helper.make_tensor_value_info("params", TensorProto.FLOAT, [4]),
         helper.make_tensor_value_info("grid", TensorProto.INT64, [2]),
     ]
     outputs = [
