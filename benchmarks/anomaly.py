@@ -66,6 +66,18 @@ INTEL_PEOPLE_FIRST = [(62, 199), (230, 451), (503, 702), (745, 869), (922, 1198)
 INTEL_TRAIN = (0, 50)  # empty room: the training frames (inclusive)
 
 
+def _cli(args: list[str]) -> str:
+    """``edge-ae ARGS`` in this process; its output, or exit with it when the command fails."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import cli
+
+    r = CliRunner().invoke(cli, args)
+    if r.exit_code != 0:
+        raise SystemExit(r.output)
+    return r.output
+
+
 def _train(tmp: Path, name: str, data: list[str], family: str, steps: int, log: bool = False, **over: Any) -> Path:
     torch.set_num_threads(1)
     cfg = build_config("ae", family=family, task="anomaly", epochs=1, steps_per_epoch=steps, threads=1, seed=0,
@@ -145,10 +157,6 @@ def bench_mnist_cli(tmp: Path, minutes: float, digits: list[int], extra_scores: 
     """One-class MNIST through the command line with default options: for each digit k, ``edge-ae train --task
     anomaly DIGIT_K.csv --max-minutes M``, ``edge-ae export``, then AUROC of the card's default score (and
     ``extra_scores``) of digit k against every other digit on the test split (images 401-500 of each digit)."""
-    from click.testing import CliRunner
-
-    from edge_runtime.cli import cli
-
     d = np.loadtxt(MNIST, delimiter=",", dtype=np.int64)
     x, y = d[:, :-1].reshape(-1, 28, 28).astype(np.uint8), d[:, -1]
     rows: dict[str, dict[int, float]] = {}
@@ -162,9 +170,7 @@ def bench_mnist_cli(tmp: Path, minutes: float, digits: list[int], extra_scores: 
         t0 = time.time()
         for args in (["train", "--task", "anomaly", str(table), "--max-minutes", str(minutes), "-o", str(ckpt)],
                      ["export", str(ckpt), "-o", str(model)]):
-            r = CliRunner().invoke(cli, args)
-            if r.exit_code != 0:
-                raise SystemExit(r.output)
+            _cli(args)
         steps[k] = int(load_checkpoint(ckpt)[1]["metrics"]["steps"])
         det = AnomalyDetector(model, device="cpu", threads=1)
         default = det.score_name
@@ -208,22 +214,13 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
     calibrate`` on the other three at 1 %, false alarms on the held-out clip, and AUROC of its frames against the
     same clip with a pasted moving object (causal raw scores, and scores min-max normalised per clip).
     ``trained``: an exported model of an earlier run (``--keep``) to calibrate and score instead of training."""
-    from click.testing import CliRunner
-
-    from edge_runtime.cli import cli
-
-    def run(args: list[str]) -> str:
-        r = CliRunner().invoke(cli, args)
-        if r.exit_code != 0:
-            raise SystemExit(r.output)
-        return r.output
 
     clips = [PED2 / f"{c:02d}.mp4" for c in range(1, 17)]
     ckpt, model = tmp / "ped2.pt", tmp / "ped2.onnx"
     t0 = time.time()
     if trained is None:
-        run(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
-        run(["export", str(ckpt), "-o", str(model)])
+        _cli(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
+        _cli(["export", str(ckpt), "-o", str(model)])
         _keep(model, keep)
         meta = load_checkpoint(ckpt)[1]
     else:
@@ -241,7 +238,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
     score_name = ""
     for i, clip in enumerate(held):
         cal = tmp / f"cal_{clip.stem}.onnx"
-        out = run(["calibrate", str(model), *[str(c) for c in held if c != clip], "--max-false-alarm", "0.01",
+        out = _cli(["calibrate", str(model), *[str(c) for c in held if c != clip], "--max-false-alarm", "0.01",
                    "-o", str(cal), *([] if tolerance else ["--no-tolerance"])])
         print(out.strip(), flush=True)
         det = AnomalyDetector(cal, device="cpu", threads=1)
@@ -551,15 +548,6 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
     of the video scored in order by one detector (causal scores, as ``edge-ae detect`` gives them): AUROC
     against the hand labels (the frames after the training ones), false alarms and event timing.
     ``trained``: an exported model of an earlier run (``--keep``) to calibrate and score instead of training."""
-    from click.testing import CliRunner
-
-    from edge_runtime.cli import cli
-
-    def run(args: list[str]) -> str:
-        r = CliRunner().invoke(cli, args)
-        if r.exit_code != 0:
-            raise SystemExit(r.output)
-        return r.output
 
     frames = _frames(INTEL)
     a, b = _span(train_frames)
@@ -572,8 +560,8 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
     t0 = time.time()
     if trained is None:
         chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
-        run(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
-        run(["export", str(ckpt), "-o", str(model)])
+        _cli(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
+        _cli(["export", str(ckpt), "-o", str(model)])
         _keep(model, keep)
         meta = load_checkpoint(ckpt)[1]
     else:
@@ -581,7 +569,7 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
         card = read_card(model)
         meta = {"config": {"family": card.family, "model": None}, "metrics": card.metrics}
     train_s = time.time() - t0
-    print(run(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal),
+    print(_cli(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal),
                *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
     _keep(cal, keep)
     det = AnomalyDetector(cal, device="cpu", threads=1)
