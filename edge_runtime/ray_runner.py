@@ -53,6 +53,10 @@ class WorkerSpec:
     overwrite: bool = True
     strength: float = 1.0
     temporal: bool = True
+    # a bundled model's name: each worker loads its own copy (on CUDA its fp16 frame variant, and for the video
+    # model the single-frame one while the camera moves), as a local run does; None: the bytes sent
+    bundled: str | None = None
+    follow_camera: bool = True
 
 
 class DenoiseWorker:
@@ -63,11 +67,15 @@ class DenoiseWorker:
 
         self.spec = spec
         self.dir = tempfile.TemporaryDirectory(prefix="edge-ae-ray-")
-        path = Path(self.dir.name) / spec.model_name
-        path.write_bytes(model_bytes)
+        model: str | Path = Path(self.dir.name) / spec.model_name
+        if spec.bundled is not None:
+            model = spec.bundled
+        else:
+            Path(model).write_bytes(model_bytes)
         pin_threads(spec.threads)
-        self.denoiser = Denoiser(path, device=spec.device, threads=spec.threads, tile=spec.tile, strength=spec.strength,
-                                 temporal=spec.temporal)
+        self.denoiser = Denoiser(model, device=spec.device, threads=spec.threads, tile=spec.tile,
+                                 strength=spec.strength, temporal=spec.temporal,
+                                 moving_camera="auto" if spec.follow_camera else None)
 
     def ready(self) -> str:
         return f"{worker_name()} ({self.denoiser.model.provider})"

@@ -17,6 +17,7 @@ from edge_runtime.cli.options import (
     camera_option,
     encoding_options,
     fail_on_problems,
+    follow_camera_option,
     max_frames_option,
     overwrite_option,
     reconnect_option,
@@ -60,6 +61,7 @@ def _describe(den: Denoiser) -> str:
                    "larger tiles need more memory: about 2.5 GB at 4096).")
 @strength_option
 @temporal_option
+@follow_camera_option
 @reconnect_option
 @click.option("--give-up", type=FiniteFloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               help="Stop reconnecting after this long without frames, or waiting for a stream that is not up yet "
@@ -74,7 +76,8 @@ def _describe(den: Denoiser) -> str:
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, strength: float, temporal: bool, reconnect: bool, give_up: float,
+            max_frames: int | None, tile: int, strength: float, temporal: bool, follow_camera: bool, reconnect: bool,
+            give_up: float,
             audio: bool, codec: str, crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None,
             shard: str | None, ray_address: str | None, workers: int | None, model: str | None, device: str,
             threads: int | None) -> None:
@@ -123,7 +126,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
         _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device,
-                       threads, tile, strength, temporal, manifest, shard, ray_address, workers)
+                       threads, tile, strength, temporal, manifest, shard, ray_address, workers, follow_camera)
         return
     if manifest or shard or ray_address or workers:
         raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
@@ -142,7 +145,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         return
 
     den = Denoiser(model or default_model_for(spec), device=device, threads=threads, tile=tile, strength=strength,
-                   temporal=temporal)
+                   temporal=temporal, moving_camera="auto" if follow_camera else None)
 
     def on_event(message: str) -> None:
         click.echo(f"\n{message}" if sys.stderr.isatty() else message, err=True)
@@ -179,7 +182,7 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
                    encoding: Encoding, overwrite: bool, skip_existing: bool, model: str | None, device: str,
                    threads: int | None, tile: int, strength: float, temporal: bool, manifest_path: str | None,
                    shard_spec: str | None,
-                   ray_address: str | None, workers: int | None) -> None:
+                   ray_address: str | None, workers: int | None, follow_camera: bool = True) -> None:
     """Denoise many videos into one folder, here or on Ray; report each, then a summary; exit 1 if any failed."""
     from edge_runtime.archive import Manifest, parse_shard, read_manifest, shard, skipped, summarise_items
     from edge_runtime.batch import plan_batch
@@ -226,10 +229,10 @@ def _denoise_batch(inputs: tuple[str, ...], output: str | None, max_frames: int 
         total = len(items)
         if items and ray_address is not None:
             stopped = _on_ray(items, model, device, threads, tile, strength, temporal, audio, max_frames, encoding,
-                              overwrite, ray_address, workers, manifest, results, total)
+                              overwrite, ray_address, workers, manifest, results, total, follow_camera)
         elif items:
             stopped = _here(items, model, device, threads, tile, strength, temporal, audio, max_frames, encoding,
-                            overwrite, manifest, results, total, output)
+                            overwrite, manifest, results, total, output, follow_camera)
         else:
             stopped = None
     finally:
@@ -262,13 +265,14 @@ def _report(tag: str, r: ItemResult) -> None:
 def _here(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int, strength: float,
           temporal: bool, audio: bool,
           max_frames: int | None, encoding: Encoding, overwrite: bool, manifest: Manifest | None,
-          results: list[ItemResult], total: int, output: str) -> str | None:
+          results: list[ItemResult], total: int, output: str, follow_camera: bool = True) -> str | None:
     """Run the items in this process, one after another; the signal that stopped it, if one did."""
     from edge_runtime.archive import pin_threads, run_items
     from edge_runtime.denoiser import Denoiser
 
     pin_threads(threads)
-    den = Denoiser(model, device=device, threads=threads, tile=tile, strength=strength, temporal=temporal)
+    den = Denoiser(model, device=device, threads=threads, tile=tile, strength=strength, temporal=temporal,
+                   moving_camera="auto" if follow_camera else None)
     click.echo(f"{_describe(den)}; {len(items)} videos -> {output}", err=True)
     progress: BatchProgress[RunReport] = BatchProgress(total)
 
@@ -284,14 +288,14 @@ def _here(items: list[BatchItem], model: str | None, device: str, threads: int |
 def _on_ray(items: list[BatchItem], model: str | None, device: str, threads: int | None, tile: int,
             strength: float, temporal: bool, audio: bool,
             max_frames: int | None, encoding: Encoding, overwrite: bool, address: str, workers: int | None,
-            manifest: Manifest | None, results: list[ItemResult], total: int) -> str | None:
+            manifest: Manifest | None, results: list[ItemResult], total: int, follow_camera: bool = True) -> str | None:
     """Run the items on Ray workers; "SIGINT" when Ctrl-C cancelled the rest."""
-    from edge_runtime.model import resolve_model_path
+    from edge_runtime.model import bundled_name, resolve_model_path
     from edge_runtime.ray_runner import WorkerSpec, run_on_ray
 
     path = resolve_model_path(model)
     spec = WorkerSpec(path.name, device, threads or 1, tile, audio, max_frames, encoding, overwrite, strength,
-                      temporal)
+                      temporal, bundled=bundled_name(model), follow_camera=follow_camera)
 
     def ready(names: list[str]) -> None:
         click.echo(f"model {path.name} on {len(names)} Ray workers ({threads or 1} threads each): "

@@ -239,6 +239,11 @@ strength_option = click.option(
     help="How hard to denoise: auto removes the noise the model estimates; a number scales that (1.5 harder, 0.5 "
          "softer, 0 leaves the frame). A model without a noise-level input blends its result with the input instead.")
 
+follow_camera_option = click.option(
+    "--follow-camera/--no-follow-camera", default=True, show_default=True,
+    help="Videos, streams and cameras through the bundled video model: while the camera moves (pans, shakes), the "
+         "frames go to the single-frame model, which does better there.")
+
 temporal_option = click.option(
     "--temporal/--no-temporal", default=True, show_default=True,
     help="Videos, streams and cameras: blend the previous output in where nothing moved (a motion-adaptive "

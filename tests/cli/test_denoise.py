@@ -239,3 +239,27 @@ def test_the_temporal_filter_is_on_for_videos_and_off_with_no_temporal(noisy_vid
         return float(np.mean([np.abs(a[still].astype(float) - b[still]).mean() for a, b in pairs]))
 
     assert change(got["on"]) < 0.75 * change(got["off"])  # measured: 0.58 against 1.20 levels
+
+
+def test_a_panning_video_goes_to_the_single_frame_model_unless_told_not_to(tmp_path: Path) -> None:
+    """A written noisy video of a camera panning over a real frame (lossless FFV1): the default output follows the
+    camera (the single-frame model while it moves) and beats --no-follow-camera on the panning frames."""
+    from tests.edge_runtime.test_temporal import noisy, pan
+    from tests.helpers import write_video
+
+    frame = read_frames(CLEAN_CLIP, 1)[0]
+    clean = pan(frame, [0] * 3 + [4] * 9)
+    src = tmp_path / "pan.mkv"
+    write_video(src, [noisy(c, t, 20) for t, c in enumerate(clean)], 10.0)
+    got = {}
+    for name, extra in (("follow", []), ("fixed", ["--no-follow-camera"])):
+        out = tmp_path / f"{name}.mkv"
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(out), "--threads", "1", "--codec", "ffv1",
+                                     *extra])
+        assert r.exit_code == 0, r.output
+        got[name] = read_frames(out)
+    assert len(got["follow"]) == len(got["fixed"]) == len(clean)
+    assert all(np.array_equal(a, b) for a, b in zip(got["follow"][:3], got["fixed"][:3], strict=True))  # still
+    gain = np.mean([psnr(a, c) - psnr(b, c) for a, b, c in zip(got["follow"][4:], got["fixed"][4:], clean[4:],
+                                                                strict=True)])
+    assert gain > 0.05, gain  # measured: +0.13 dB while the camera pans
