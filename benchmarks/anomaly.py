@@ -78,6 +78,19 @@ def _cli(args: list[str]) -> str:
     return r.output
 
 
+def _train_cli(data: list[str], minutes: float, ckpt: Path, model: Path, keep: Path | None,
+               trained: Path | None) -> tuple[Path, dict[str, Any]]:
+    """``edge-ae train --task anomaly DATA --max-minutes M`` and ``edge-ae export`` (the model kept in ``keep``);
+    or, with ``trained`` (an exported model of an earlier run), that model. Returns the model and its metadata."""
+    if trained is not None:
+        card = read_card(trained)
+        return trained, {"config": {"family": card.family, "model": None}, "metrics": card.metrics}
+    _cli(["train", "--task", "anomaly", *data, "--max-minutes", str(minutes), "-o", str(ckpt)])
+    _cli(["export", str(ckpt), "-o", str(model)])
+    _keep(model, keep)
+    return model, load_checkpoint(ckpt)[1]
+
+
 def _train(tmp: Path, name: str, data: list[str], family: str, steps: int, log: bool = False, **over: Any) -> Path:
     torch.set_num_threads(1)
     cfg = build_config("ae", family=family, task="anomaly", epochs=1, steps_per_epoch=steps, threads=1, seed=0,
@@ -218,15 +231,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
     clips = [PED2 / f"{c:02d}.mp4" for c in range(1, 17)]
     ckpt, model = tmp / "ped2.pt", tmp / "ped2.onnx"
     t0 = time.time()
-    if trained is None:
-        _cli(["train", "--task", "anomaly", *map(str, clips[:12]), "--max-minutes", str(minutes), "-o", str(ckpt)])
-        _cli(["export", str(ckpt), "-o", str(model)])
-        _keep(model, keep)
-        meta = load_checkpoint(ckpt)[1]
-    else:
-        model = trained
-        card = read_card(model)
-        meta = {"config": {"family": card.family}, "metrics": card.metrics}
+    model, meta = _train_cli([*map(str, clips[:12])], minutes, ckpt, model, keep, trained)
     train_s = time.time() - t0
     objects = [("bright", 6), ("dark", 6), ("dark", 3), ("bright", 2)]
     held = clips[12:]
@@ -558,16 +563,8 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
     diff = write_lossless(room, frames[a : b + 1], 10.0)
     ckpt, model, cal = tmp / "intel.pt", tmp / "intel.onnx", tmp / "intel_cal.onnx"
     t0 = time.time()
-    if trained is None:
-        chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
-        _cli(["train", "--task", "anomaly", str(room), "--max-minutes", str(minutes), "-o", str(ckpt), *chosen])
-        _cli(["export", str(ckpt), "-o", str(model)])
-        _keep(model, keep)
-        meta = load_checkpoint(ckpt)[1]
-    else:
-        model = trained
-        card = read_card(model)
-        meta = {"config": {"family": card.family, "model": None}, "metrics": card.metrics}
+    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
+    model, meta = _train_cli([str(room), *chosen], minutes, ckpt, model, keep, trained)
     train_s = time.time() - t0
     print(_cli(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal),
                *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
