@@ -93,11 +93,16 @@ def test_batch_refuses_existing_outputs_and_resumes_with_skip_existing(tmp_path:
     assert r.returncode == 0 and "3 of 3 videos denoised" in r.stderr, r.stderr
 
 
+REPEATS = 8
+
+
 def test_two_runs_on_one_output_cannot_both_succeed(tmp_path: Path, tiny_onnx: Path) -> None:
     long_video = tmp_path / "long.avi"
     frames = read_frames(CLEAN_CLIP)
     w = cv2.VideoWriter(str(long_video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (640, 480))
-    for _ in range(3):
+    # long enough that the second run starts while the first still writes (3 copies, about 6.5 s, once lost the
+    # race on a loaded CI machine)
+    for _ in range(REPEATS):
         for f in frames:
             w.write(f)
     w.release()
@@ -115,7 +120,7 @@ def test_two_runs_on_one_output_cannot_both_succeed(tmp_path: Path, tiny_onnx: P
     finally:
         first.kill()
     assert first.returncode == 0, err
-    assert count_frames(out) == 3 * len(frames)
+    assert count_frames(out) == REPEATS * len(frames)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
