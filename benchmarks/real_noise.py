@@ -149,6 +149,55 @@ def model_methods(paths: list[str | None], strengths: list[float],
     return methods
 
 
+def _nlm_from(label: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The non-local means of a table label: "h=4 hColor=3" or "h=hColor=4"."""
+    values = [float(v.split("=")[-1]) for v in label.split()]
+    return _nlm_at(values[0], values[-1])
+
+
+STRIP_WINDOW = 128  # pixels of each crop shown, enlarged 2x
+
+
+def strip_image(crops: list[Crop], methods: dict[str, Callable[[np.ndarray], np.ndarray]], rows: int = 3) -> np.ndarray:
+    """A before/after grid (BGR uint8): for ``rows`` crops spread over the list, the central
+    ``STRIP_WINDOW`` pixels of each method's output and of the ground truth, enlarged 2x, labelled. Each method
+    sees the whole crop (a window alone would cut its context)."""
+    picks = [crops[i] for i in np.linspace(0, len(crops) - 1, min(rows, len(crops))).round().astype(int)]
+    labels = [*methods, "ground truth"]
+    cells: list[list[np.ndarray]] = []
+    for _, noisy, clean in picks:
+        h, w = noisy.shape[:2]
+        s = min(STRIP_WINDOW, h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        outs = [np.asarray(m(noisy)) for m in methods.values()] + [clean]
+        cells.append([cv2.resize(o[y : y + s, x : x + s], (2 * s, 2 * s), interpolation=cv2.INTER_NEAREST)
+                      for o in outs])
+    side = cells[0][0].shape[0]
+    header = np.full((28, side * len(labels) + 4 * (len(labels) - 1), 3), 255, np.uint8)
+    for i, text in enumerate(labels):
+        cv2.putText(header, text[:24], (i * (side + 4) + 4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    gap = np.full((side, 4, 3), 255, np.uint8)
+    lines = [header]
+    for row in cells:
+        parts: list[np.ndarray] = []
+        for cell in row:
+            parts += [cell, gap]
+        lines += [np.hstack(parts[:-1]), np.full((4, header.shape[1], 3), 255, np.uint8)]
+    return np.vstack(lines[:-1])
+
+
+def write_strip(path: Path, crops: list[Crop], methods: dict[str, Callable[[np.ndarray], np.ndarray]]) -> None:
+    """``strip_image`` as a PNG at ``path`` (written beside it, then renamed: never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.part.png")
+    ok, buf = cv2.imencode(".png", strip_image(crops, methods))
+    if not ok:  # pragma: no cover - PNG encoding of a valid uint8 image does not fail
+        msg = f"{path}: could not encode the strip"
+        raise click.ClickException(msg)
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)
+
+
 def table(rows: list[tuple[str, str, dict[str, float]]], noisy_psnr: float, cameras: list[str]) -> str:
     head = ["method", "setting", "PSNR all (dB)", "vs noisy", *[f"{c} (dB)" for c in cameras], "s / crop"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -171,8 +220,11 @@ def table(rows: list[tuple[str, str, dict[str, float]]], noisy_psnr: float, came
               help="Fixed crops per image larger than --crop.")
 @click.option("--threads", type=int, help="onnxruntime threads.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results.")
+@click.option("--strip", "strip_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a before/after PNG: a window of a few crops, one row each (noisy, best non-local "
+                   "means, best bilateral, each model, ground truth), enlarged 2x.")
 def main(models: tuple[str, ...], pairs: Path, strengths: tuple[float, ...], crop: int, crops_per_pair: int,
-         threads: int | None, json_path: Path | None) -> None:
+         threads: int | None, json_path: Path | None, strip_path: Path | None) -> None:
     """PSNR on real noisy / ground-truth pairs: noisy, best non-local means, best bilateral, each model."""
     if not pairs.is_dir():
         click.echo(f"skipped: no pairs folder {pairs} (real-noise pairs are not present here)")
@@ -195,12 +247,15 @@ def main(models: tuple[str, ...], pairs: Path, strengths: tuple[float, ...], cro
     grid_best, grid_r = best_of(crops, grid, log)
     label, r = (grid_best, grid_r) if grid_r["all"] > r["all"] else (f"h=hColor={h:g}", r)
     rows.append(("OpenCV non-local means", f"best {label}", r))
+    shown: dict[str, Callable[[np.ndarray], np.ndarray]] = {"noisy": np.asarray, "non-local means": _nlm_from(label)}
     log("bilateral filter:")
     bil = {f"d={d} sigmaColor={sc:g} sigmaSpace={ss:g}": _bilateral(d, sc, ss) for d, sc, ss in BILATERAL}
     setting, r = best_of(crops, bil, log)
     rows.append(("OpenCV bilateral", f"best {setting}", r))
+    shown["bilateral"] = bil[setting]
     for label, method in model_methods(list(models) or [None], list(strengths), threads).items():
         rows.append((label, "", scores(crops, method)))
+        shown[label.removeprefix("model ")] = method
         log(f"{label}: {rows[-1][2]['all']:.3f} dB")
     click.echo(f"\nReal noise: {len(found)} pairs in {pairs} ({len(crops)} crops of up to {crop}x{crop}); "
                "PSNR in dB on uint8, mean over crops; grid settings chosen on the same crops.\n")
@@ -209,6 +264,9 @@ def main(models: tuple[str, ...], pairs: Path, strengths: tuple[float, ...], cro
     if json_path:
         json_path.write_text(json.dumps({"pairs": str(pairs), "crops": len(crops),
                                          "rows": [{"method": m, "setting": s, **r} for m, s, r in rows]}, indent=2))
+    if strip_path:
+        write_strip(strip_path, crops, shown)
+        click.echo(f"wrote {strip_path}")
 
 
 if __name__ == "__main__":
