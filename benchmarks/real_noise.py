@@ -129,8 +129,8 @@ def _bilateral(d: int, sigma_colour: float, sigma_space: float) -> Callable[[np.
     return lambda frame: np.asarray(cv2.bilateralFilter(frame, d, sigma_colour, sigma_space))
 
 
-def model_methods(paths: list[str | None], strengths: list[float],
-                  threads: int | None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def model_methods(paths: list[str | None], strengths: list[float], threads: int | None,
+                  ensemble: int = 1) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """One denoising function per model and strength, labelled for the table."""
     where = strength_argument()
     if strengths and where is None:
@@ -140,6 +140,8 @@ def model_methods(paths: list[str | None], strengths: list[float],
         base = Denoiser(path, device="cpu", threads=threads)
         label = f"model {base.model.path.name}"
         methods[label] = base.denoise
+        if ensemble > 1:  # what edge-ae denoise does with an image file
+            methods[f"{label} {ensemble} views"] = _bind(base.denoise, {"ensemble": ensemble})
         for s in strengths if where else []:
             kwargs: dict[str, Any] = {"strength": s}  # passed by name: a runtime without it never gets here
             if where == "denoise":
@@ -219,12 +221,14 @@ def table(rows: list[tuple[str, str, dict[str, float]]], noisy_psnr: float, came
 @click.option("--crops-per-pair", type=int, default=4, show_default=True,
               help="Fixed crops per image larger than --crop.")
 @click.option("--threads", type=int, help="onnxruntime threads.")
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="8", show_default=True,
+              help="Also run each model on this many views of each crop (what edge-ae denoise does with an image).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results.")
 @click.option("--strip", "strip_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a before/after PNG: a window of a few crops, one row each (noisy, best non-local "
                    "means, best bilateral, each model, ground truth), enlarged 2x.")
 def main(models: tuple[str, ...], pairs: Path, strengths: tuple[float, ...], crop: int, crops_per_pair: int,
-         threads: int | None, json_path: Path | None, strip_path: Path | None) -> None:
+         threads: int | None, ensemble: str, json_path: Path | None, strip_path: Path | None) -> None:
     """PSNR on real noisy / ground-truth pairs: noisy, best non-local means, best bilateral, each model."""
     if not pairs.is_dir():
         click.echo(f"skipped: no pairs folder {pairs} (real-noise pairs are not present here)")
@@ -253,7 +257,7 @@ def main(models: tuple[str, ...], pairs: Path, strengths: tuple[float, ...], cro
     setting, r = best_of(crops, bil, log)
     rows.append(("OpenCV bilateral", f"best {setting}", r))
     shown["bilateral"] = bil[setting]
-    for label, method in model_methods(list(models) or [None], list(strengths), threads).items():
+    for label, method in model_methods(list(models) or [None], list(strengths), threads, int(ensemble)).items():
         rows.append((label, "", scores(crops, method)))
         shown[label.removeprefix("model ")] = method
         log(f"{label}: {rows[-1][2]['all']:.3f} dB")

@@ -148,6 +148,8 @@ def info(model: str | None, as_json: bool, for_input: str | None) -> None:
         also = "; the temporal filter runs on the GPU too" if model == "video" else ""
         cuda = BUNDLED_CUDA[bundled or "default"]
         lines.insert(1, f"on CUDA     {cuda} (the same network in fp16, uint8 frames in and out{also})")
+        if model != "video":  # an image or a folder of images
+            lines.insert(2, "views       8 per image, each undone, then averaged (--ensemble 1: one model run)")
         if model == "video":  # a video, camera or stream: one Denoiser stream, the temporal filter after the model
             from edge_runtime.temporal import RECURRENT
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from edge_runtime.cli.options import (
     archive_options,
     camera_option,
     encoding_options,
+    ensemble_option,
     fail_on_problems,
     follow_camera_option,
     max_frames_option,
@@ -29,6 +31,10 @@ from edge_runtime.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
     from edge_runtime.archive import ItemResult, Manifest
     from edge_runtime.batch import BatchItem
     from edge_runtime.denoiser import Denoiser
@@ -40,6 +46,14 @@ def _has_display() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
+
+
+def _views(ensemble: str, what: str) -> None:
+    """Refuse an ensemble of views for a video, stream or camera (a stream's frames go through the model once)."""
+    if ensemble not in ("auto", "1"):
+        msg = (f"--ensemble {ensemble}: {what} is not an image; videos, streams and cameras go through the model once "
+               "per frame (the temporal model uses the frames before instead)")
+        raise click.UsageError(msg)
 
 
 def _describe(den: Denoiser) -> str:
@@ -60,6 +74,7 @@ def _describe(den: Denoiser) -> str:
               help="Frames with a side larger than this are processed in overlapping tiles (128 to 4096 pixels; "
                    "larger tiles need more memory: about 2.5 GB at 4096).")
 @strength_option
+@ensemble_option
 @temporal_option
 @follow_camera_option
 @reconnect_option
@@ -76,7 +91,8 @@ def _describe(den: Denoiser) -> str:
 @runtime_options
 @user_errors
 def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sample: bool, show: bool,
-            max_frames: int | None, tile: int, strength: float, temporal: bool, follow_camera: bool, reconnect: bool,
+            max_frames: int | None, tile: int, strength: float, ensemble: str, temporal: bool, follow_camera: bool,
+            reconnect: bool,
             give_up: float,
             audio: bool, codec: str, crf: int | None, overwrite: bool, skip_existing: bool, manifest: str | None,
             shard: str | None, ray_address: str | None, workers: int | None, model: str | None, device: str,
@@ -123,6 +139,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     if show and not _has_display():
         raise click.ClickException("--show needs a screen, and this machine has none (DISPLAY is not set)")
     if len(inputs) > 1 or (input is not None and is_video_folder(Path(input))):
+        _views(ensemble, "a batch of videos")
         if show:
             raise click.UsageError("--show is for one input; a batch of videos runs without a window")
         _denoise_batch(inputs, output, max_frames, audio, encoding, overwrite, skip_existing, model or "video", device,
@@ -152,10 +169,18 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
 
     source = open_source(spec, reconnect=reconnect, give_up=give_up or None, on_event=on_event)
     try:
-        bar: Progress[RunReport] = Progress(source, f"{_describe(den)}; input {source.description}")
         # video files and live sources: one stream (a recurrent model's state goes from frame to frame);
-        # images and folders of images: each frame on its own
-        process = den.denoise if source.kind in ("image", "images") else den.stream()
+        # images and folders of images: each frame on its own, averaged over views of it (--ensemble)
+        views = ""
+        process: Callable[[np.ndarray], np.ndarray]
+        if source.kind in ("image", "images"):
+            n = 8 if ensemble == "auto" else int(ensemble)
+            process = functools.partial(den.denoise, ensemble=n)
+            views = f", {n} views per image" if n > 1 else ""
+        else:
+            _views(ensemble, source.description)
+            process = den.stream()
+        bar: Progress[RunReport] = Progress(source, f"{_describe(den)}{views}; input {source.description}")
         report = run_pipeline(source, process, output, WindowSink() if show else None, max_frames, bar.update,
                               audio=audio, encoding=encoding, overwrite=overwrite)
         bar.done()

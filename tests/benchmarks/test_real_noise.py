@@ -26,12 +26,13 @@ def test_strip_of_real_noise_pairs(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--pairs", str(folder), "--crop", "160", "--crops-per-pair", "1",
                                        "--threads", "1", "--strip", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ("noisy", "OpenCV non-local means", "OpenCV bilateral", "model default.onnx"):
+    for name in ("noisy", "OpenCV non-local means", "OpenCV bilateral", "model default.onnx",
+                 "model default.onnx 8 views"):
         assert f"| {name} |" in result.output
     strip = cv2.imread(str(out), cv2.IMREAD_COLOR)
     assert strip is not None
     side = 2 * STRIP_WINDOW
-    assert strip.shape[1] == 5 * side + 4 * 4  # noisy, NLM, bilateral, the model, ground truth
+    assert strip.shape[1] == 6 * side + 5 * 4  # noisy, NLM, bilateral, the model (1 and 8 views), ground truth
     assert strip.shape[0] == 28 + 2 * side + 4  # the labels, then one row per crop
     row = strip[28 : 28 + side]
     noisy, truth = row[:, :side].astype(np.float32), row[:, -side:].astype(np.float32)

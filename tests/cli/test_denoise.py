@@ -57,10 +57,10 @@ def test_denoise_folder_keeps_names_sizes_and_colour_mode(tmp_path: Path) -> Non
         a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         b = cv2.imread(str(out / p.name), cv2.IMREAD_UNCHANGED)
         assert a.shape == b.shape, p.name
-    # PNG is written losslessly: what is read back is exactly what the API returns.
+    # PNG is written losslessly: what is read back is exactly what the API returns (images: 8 views by default).
     from edge_runtime import Denoiser
 
-    expected = Denoiser().denoise(cv2.imread(str(src / "grey.png"), cv2.IMREAD_UNCHANGED))
+    expected = Denoiser().denoise(cv2.imread(str(src / "grey.png"), cv2.IMREAD_UNCHANGED), ensemble=8)
     np.testing.assert_array_equal(cv2.imread(str(out / "grey.png"), cv2.IMREAD_UNCHANGED), expected)
 
 
@@ -188,7 +188,30 @@ def test_videos_get_the_recurrent_model_and_stills_the_single_frame_one(tmp_path
     assert "temporal    filter after the model" in r.output
     r = runner.invoke(cli, ["info", "--for", str(tmp_path / "still.png")])
     assert r.exit_code == 0 and "bundled model default.onnx" in r.output and "state" not in r.output
-    assert "temporal" not in r.output
+    assert "temporal" not in r.output and "views       8 per image" in r.output
+
+
+def test_images_average_eight_views_by_default(tmp_path: Path) -> None:
+    """An image goes through the model in 8 views by default, which scores above one view on a real frame with
+    noise; --ensemble 1 is one view; a video with --ensemble 8 is one clear usage error and writes nothing."""
+    rng = np.random.default_rng(3)
+    clean = read_frames(CLEAN_CLIP, 1)[0][:160, :224]
+    src = tmp_path / "noisy.png"
+    cv2.imwrite(str(src), np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).round().astype(np.uint8))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "eight.png")])
+    assert r.exit_code == 0, r.output
+    assert "8 views per image" in r.output
+    r = runner.invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "one.png"), "--ensemble", "1"])
+    assert r.exit_code == 0, r.output
+    assert "views" not in r.output
+    eight, one = cv2.imread(str(tmp_path / "eight.png")), cv2.imread(str(tmp_path / "one.png"))
+    assert psnr(eight, clean) > psnr(one, clean) + 0.05
+    out = tmp_path / "v.mp4"
+    r = runner.invoke(cli, ["denoise", str(CLEAN_CLIP), "-o", str(out), "--ensemble", "8"])
+    assert r.exit_code == 2
+    assert "--ensemble 8" in r.output and "is not an image" in r.output
+    assert not out.exists()
 
 
 def test_strength_scales_how_much_is_removed(tmp_path: Path) -> None:

@@ -110,3 +110,32 @@ def test_colour_channels_keep_their_order(denoiser: Denoiser) -> None:
     frame[:] = (200, 120, 30)
     out = denoiser.denoise(frame)
     assert np.abs(out.reshape(-1, 3).mean(axis=0) - (200, 120, 30)).max() < 12
+
+
+def test_ensemble_of_views_undoes_each_view_and_helps() -> None:
+    """Every view is undone exactly; with the bundled model, 2, 4 and 8 views of a real frame with noise score
+    above one; shapes (a non-square frame, grey, BGRA with its alpha) come back as they went in; other counts are
+    refused."""
+    from edge_runtime.denoiser import VIEWS, _unview, _view
+
+    denoiser = Denoiser(threads=1)
+    a = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    for view in VIEWS:
+        np.testing.assert_array_equal(_unview(_view(a, view), view), a)
+    assert len({_view(a, v).tobytes() + bytes(_view(a, v).shape) for v in VIEWS}) == 8  # eight different views
+    clean = read_frames(CLEAN_CLIP, 1)[0][100:260, 200:424]  # 160 x 224
+    noisy = np.clip(clean + np.random.default_rng(4).normal(0, 25, clean.shape), 0, 255).round().astype(np.uint8)
+    one = psnr(denoiser.denoise(noisy), clean)
+    for n in (2, 4, 8):
+        out = denoiser.denoise(noisy, ensemble=n)
+        assert out.shape == noisy.shape and out.dtype == np.uint8
+        assert psnr(out, clean) > one + 0.03, n
+    grey = noisy[:, :, 1]
+    assert denoiser.denoise(grey, ensemble=8).shape == grey.shape
+    bgra = np.dstack([noisy, np.full(noisy.shape[:2], 77, np.uint8)])
+    out4 = denoiser.denoise(bgra, ensemble=8)
+    assert out4.shape == bgra.shape and (out4[:, :, 3] == 77).all()
+    with pytest.raises(ValueError, match="ensemble 3 is not one of 1, 2, 4, 8"):
+        denoiser.denoise(noisy, ensemble=3)
+    with pytest.raises(FrameError):
+        denoiser.denoise(np.zeros((4, 4, 2), np.uint8), ensemble=8)
