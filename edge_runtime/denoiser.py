@@ -347,8 +347,9 @@ class DenoiseStream:
         self._device_state: ort.OrtValue | None = None
         self._device_key: tuple[int, ...] = ()
         self.resets = 0  # times the state was dropped (reset() or a new frame size)
-        # While the camera moves, a recurrent model's frames go to a single-frame model (``Denoiser(moving_camera)``)
-        self.camera = CameraMotion() if denoiser.follows_camera else None
+        # While the camera moves, a recurrent model's frames go to a single-frame model (``Denoiser(moving_camera)``);
+        # while it is still, the temporal filter may follow the spread of the output's change (TemporalFilter.still)
+        self.camera = CameraMotion() if denoiser.follows_camera or self.filter is not None else None
         self.moving = False  # the last frame went to the single-frame model
         self.switches = 0  # times the stream changed model
         # The model and the filter on one device, the frame copied there once (``_denoise_on_device``): on by
@@ -400,6 +401,10 @@ class DenoiseStream:
         if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 8:
             return self.denoiser
         moving = self.camera(frame)
+        if not self.denoiser.follows_camera:  # the camera is watched for the filter only
+            if self.filter is not None:
+                self.filter.still = not moving and max(frame.shape[:2]) >= CameraMotion.MIN_SIDE
+            return self.denoiser
         if moving != self.moving:
             self.moving = moving
             self.switches += 1
@@ -409,6 +414,9 @@ class DenoiseStream:
         assert den is not None
         if self.filter is not None:
             self.filter.max_weight, self.filter.k = den.filter_params()
+            # a camera known to be still (frames too small to tell count as unknown): the filter's threshold may
+            # follow the spread of the output's own change (TemporalFilter.spread)
+            self.filter.still = not moving and max(frame.shape[:2]) >= CameraMotion.MIN_SIDE
         return den
 
     def reset(self) -> None:

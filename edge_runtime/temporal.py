@@ -42,6 +42,16 @@ SINGLE_FRAME = (0.8, 0.5)  # (max_weight, k) after a single-frame model
 RECURRENT = (0.9, 0.3)  # after a recurrent model (its output already carries the past)
 CUT_SHARE = 0.5  # more of the frame than this changed: nothing of the past is blended in (a cut)
 _FLOOR = 0.5  # levels: the motion threshold never falls below this (clean input: only still pixels blend)
+# While the camera is known to be still: the motion threshold is at least SPREAD_GAIN times the spread of the
+# output's own change, the lower quartile of the blurred change on the noise grid of the frames before (a model
+# leaves spatially correlated camera noise largely in place, so its output changes from frame to frame by more
+# than k x the residual noise estimate, and every frame would count as a cut); the spread may grow by at most
+# SPREAD_GROWTH per frame, so a fast object or a cut cannot raise it at once.
+# A frame whose median change exceeds CUT_SPREAD times the spread is a cut as well: with the threshold raised, two
+# scenes can look alike within it on much of the frame (measured: a cut then kept 1 dB of the scene before).
+SPREAD_GAIN = 4.0
+SPREAD_GROWTH = 1.25
+CUT_SPREAD = 3.0
 
 
 def _median_of_counts(counts: np.ndarray) -> int:
@@ -69,16 +79,37 @@ class TemporalFilter:
         self._device_prev: Any = None  # or, for the graph (``run_graph``), an OrtValue where the model runs
         self._last: np.ndarray | None = None  # and as it was returned (uint8)
         self.sigma = 0.0  # the last frame's noise estimate (uint8 levels)
+        self.still = False  # set by a stream that watches the camera: it is still, so the spread applies
+        self.spread: float | None = None  # the output's change where nothing moves, from the still frames before
 
     def reset(self) -> None:
         """Forget the past: the next frame passes as it is."""
         self._prev = self._device_prev = None
+        self.spread = None
+
+    @staticmethod
+    def grid_step(h: int, w: int) -> int:
+        """The step of the sample grid (rows and columns) of the noise estimate and the spread: about 30,000
+        pixels."""
+        return max(2, int(np.sqrt(h * w / 30000)))
+
+    @classmethod
+    def quantiles(cls, motion: np.ndarray) -> tuple[float, float]:
+        """The values at sorted positions n // 4 and n // 2 of ``motion`` (H, W) on the noise grid (n samples)."""
+        step = cls.grid_step(*motion.shape[:2])
+        v = motion[::step, ::step].ravel()
+        low, mid = v.size // 4, v.size // 2
+        part = np.partition(v, (low, mid))
+        return float(part[low]), float(part[mid])
+
+    def _update_spread(self, value: float) -> None:
+        self.spread = value if self.spread is None else min(value, SPREAD_GROWTH * self.spread)
 
     @staticmethod
     def noise_sigma(frame: np.ndarray, result: np.ndarray) -> float:
         """Robust noise level (uint8 levels) of ``frame`` from the residual ``frame - result``: the median
         absolute deviation of its green (or only) channel on a grid of about 30,000 pixels."""
-        step = max(2, int(np.sqrt(frame.shape[0] * frame.shape[1] / 30000)))
+        step = TemporalFilter.grid_step(*frame.shape[:2])
         g = (slice(None, None, step), slice(None, None, step)) + ((1,) if frame.ndim == 3 else ())
         r = frame[g].astype(np.int32).ravel() - result[g].ravel()  # whole levels, -255..255: medians from counts
         med2 = _median_of_counts(np.bincount(r + 255)) - 510  # 2 median(r): an integer
@@ -108,15 +139,21 @@ class TemporalFilter:
         shape = tuple(result.shape())
         where = result.device_name().lower()
         fresh = self._device_prev is None or tuple(self._device_prev.shape()) != shape or self.max_weight == 0.0
+        if self._device_prev is None or tuple(self._device_prev.shape()) != shape:  # a new source or size
+            self.spread = None
         if fresh:  # zeros, not an empty buffer: the first frame's blend multiplies the state by 0
             self._device_prev = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32), where, 0)
         h, w = size
-        step = max(2, int(np.sqrt(h * w / 30000)))
+        step = self.grid_step(h, w)
+        bound, cut_level = 0.0, 3e38  # no bound, no cut by the median change
+        if self.still and self.spread is not None and not fresh:
+            bound, cut_level = SPREAD_GAIN * self.spread, CUT_SPREAD * self.spread
         binding = session.io_binding()
         binding.bind_ortvalue_input("frame", frame)
         binding.bind_ortvalue_input("result", result)
         binding.bind_ortvalue_input("prev", self._device_prev)
-        binding.bind_cpu_input("params", np.array([self.max_weight, self.k, 0.0 if fresh else 1.0, blend], np.float32))
+        binding.bind_cpu_input("params", np.array([self.max_weight, self.k, 0.0 if fresh else 1.0, blend, bound,
+                                                   cut_level], np.float32))
         binding.bind_cpu_input("grid", np.array([step, step], np.int64))
         binding.bind_output("output", "cpu")
         if where == "cuda":
@@ -124,9 +161,12 @@ class TemporalFilter:
         else:
             binding.bind_output("state", "cpu")
         binding.bind_output("sigma", "cpu")
+        binding.bind_output("spread", "cpu")
         session.run_with_iobinding(binding)
-        out, self._device_prev, sigma = binding.get_outputs()
+        out, self._device_prev, sigma, spread = binding.get_outputs()
         self.sigma = 0.0 if fresh else float(sigma.numpy()[0])
+        if self.still and not fresh:
+            self._update_spread(float(spread.numpy()[0]))
         return np.asarray(out.numpy())
 
     def __call__(self, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
@@ -135,14 +175,25 @@ class TemporalFilter:
         self._device_prev = None  # the graph's state is not mixed with the host's: a switch starts afresh
         prev, last = self._prev, self._last
         if prev is None or last is None or prev.shape != result.shape or self.max_weight == 0.0:
+            if prev is None or prev.shape != result.shape:  # a new source or size: its own spread
+                self.spread = None
             self._prev, self._last = result.astype(np.float32), result.copy()  # copies: the caller may draw on
             return result  # what it gets
         self.sigma = self.noise_sigma(frame, result)
         limit = max(self.k * self.sigma, _FLOOR)
         diff = self._motion(result, last)
-        if np.count_nonzero(diff >= limit) > CUT_SHARE * diff.size:  # most of the frame changed: a cut (or a
-            self._prev, self._last = result.astype(np.float32), result.copy()  # fast pan, where little would
-            return result  # blend anyway): keep nothing of the past
+        mid, cut_level = 0.0, np.inf
+        if self.still:  # the camera is still: the threshold follows the spread of the change too
+            low, mid = self.quantiles(diff)
+            if self.spread is not None:
+                limit = max(limit, SPREAD_GAIN * self.spread)
+                cut_level = CUT_SPREAD * self.spread
+            self._update_spread(low)
+        if np.count_nonzero(diff >= limit) > CUT_SHARE * diff.size or mid > cut_level:
+            # most of the frame changed, or its median change left the spread far behind: a cut (or a fast pan,
+            # where little would blend anyway): keep nothing of the past
+            self._prev, self._last = result.astype(np.float32), result.copy()
+            return result
         w = cv2.addWeighted(diff, -self.max_weight / limit, diff, 0.0, self.max_weight)  # max_weight * (1 - d / t)
         np.maximum(w, 0.0, out=w)
         out = cv2.blendLinear(prev, result.astype(np.float32), w, 1.0 - w)  # a convex blend: stays in 0..255

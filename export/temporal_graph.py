@@ -9,14 +9,19 @@ Inputs, NHWC like a ``--frame-io`` model's (one frame, BGR, any size):
     frame   uint8 (1, H, W, 3)  the noisy frame the model was given
     result  uint8 (1, H, W, 3)  the model's output for it
     prev    float32 (1, H, W, 3) the filter's previous output (its state)
-    params  float32 (4,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used),
+    params  float32 (6,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used),
                                 blend (the model's result mixed with the frame first, rounded to whole levels:
-                                frame + blend (result - frame); 1: the result as it is)
+                                frame + blend (result - frame); 1: the result as it is), a lower bound of the
+                                motion threshold (``TemporalFilter.spread`` times its gain where the camera is
+                                still; 0: none), and the median change above which the frame is a cut (the
+                                spread times ``CUT_SPREAD``; a huge value: no such rule)
     grid    int64 (2,)          the row and column step of the noise estimate's sample grid
 Outputs:
     output  uint8 (1, H, W, 3)  the filtered frame
     state   float32 (1, H, W, 3) the next ``prev``
     sigma   float32 (1,)        the frame's noise estimate (uint8 levels)
+    spread  float32 (1,)        the value at sorted position n // 4 of the blurred change on the grid (n samples):
+                                the host's ``TemporalFilter.spread`` comes from it
 
 Same steps as the OpenCV version: the luma-weighted change |result - round(prev)|, averaged to half size,
 blurred by a 9-tap Gaussian (sigma ``blur``/2 = 1 half-size pixel, mirrored borders), resized back
@@ -75,8 +80,15 @@ def filter_model() -> onnx.ModelProto:
         "g_ends": np.array([2**62, 2**62, 2], np.int64),
         "g_axes": np.array([1, 2, 3], np.int64),
         "flat": np.array([-1], np.int64),
+        "scalar": np.array([], np.int64),
         "one_i": np.array([1], np.int64),
         "two_i": np.array([2], np.int64),
+        "four_i": np.array([4], np.int64),
+        "i4": np.array([4], np.int64),
+        "i5": np.array([5], np.int64),
+        "m_starts": np.array([0, 0], np.int64),
+        "m_ends": np.array([2**62, 2**62], np.int64),
+        "m_axes": np.array([2, 3], np.int64),
         "roi": np.array([], np.float32),
         "scales": np.array([], np.float32),
     }
@@ -135,13 +147,29 @@ def filter_model() -> onnx.ModelProto:
         n("Add", ["a_lo", "a_hi"], ["a_sum"]),
         n("Mul", ["a_sum", "half_f"], ["mad"]),
         n("Mul", ["mad", "mad_scale"], ["sigma"]),
-        # the motion threshold, the cut rule and the weight
+        # the spread of the change and its median: the values at sorted positions n // 4 and n // 2 of the blurred
+        # change on the grid
+        n("Slice", ["motion", "m_starts", "m_ends", "m_axes", "grid"], ["mg"]),
+        n("Reshape", ["mg", "flat"], ["mflat"]),
+        n("Shape", ["mflat"], ["m_count"]),
+        n("Div", ["m_count", "four_i"], ["q_i"]),
+        n("Div", ["m_count", "two_i"], ["h_i"]),
+        n("Add", ["h_i", "one_i"], ["h_k"]),
+        n("TopK", ["mflat", "h_k"], ["m_low", "_im"], largest=0, sorted=1),
+        n("Gather", ["m_low", "q_i"], ["spread"], axis=0),
+        n("Gather", ["m_low", "h_i"], ["m_mid"], axis=0),
+        n("Gather", ["params", "i5"], ["cut_level"], axis=0),
+        n("LessOrEqual", ["m_mid", "cut_level"], ["calm"]),
+        # the motion threshold (at least the bound the host gives), the cut rule and the weight
+        n("Gather", ["params", "i4"], ["bound"], axis=0),
         n("Mul", ["sigma", "k"], ["ks"]),
-        n("Max", ["ks", "floor"], ["limit"]),
+        n("Max", ["ks", "floor", "bound"], ["limit"]),
         n("GreaterOrEqual", ["motion", "limit"], ["moved"]),
         n("Cast", ["moved"], ["movedf"], to=TensorProto.FLOAT),
         n("ReduceMean", ["movedf"], ["share"], keepdims=0),
-        n("LessOrEqual", ["share", "cut_share"], ["no_cut"]),
+        n("LessOrEqual", ["share", "cut_share"], ["few_moved"]),
+        n("And", ["few_moved", "calm"], ["no_cut_1"]),
+        n("Reshape", ["no_cut_1", "scalar"], ["no_cut"]),
         n("Cast", ["no_cut"], ["no_cut_f"], to=TensorProto.FLOAT),
         n("Div", ["motion", "limit"], ["ratio"]),
         n("Sub", ["one_f", "ratio"], ["lin"]),
@@ -163,13 +191,14 @@ def filter_model() -> onnx.ModelProto:
         helper.make_tensor_value_info("frame", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("result", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("prev", TensorProto.FLOAT, dims),
-        helper.make_tensor_value_info("params", TensorProto.FLOAT, [4]),
+        helper.make_tensor_value_info("params", TensorProto.FLOAT, [6]),
         helper.make_tensor_value_info("grid", TensorProto.INT64, [2]),
     ]
     outputs = [
         helper.make_tensor_value_info("output", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("state", TensorProto.FLOAT, dims),
         helper.make_tensor_value_info("sigma", TensorProto.FLOAT, [1]),
+        helper.make_tensor_value_info("spread", TensorProto.FLOAT, [1]),
     ]
     graph = helper.make_graph(nodes, "edge_ae_temporal_filter", inputs, outputs, init)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,

@@ -124,3 +124,25 @@ def test_following_the_camera_on_the_device_path() -> None:
         assert stream.filter is not None and stream.filter._prev is None  # never the host filter's state
         assert np.abs(a.astype(float) - b).mean() < 0.15, t  # the same frames as the host filter's path
     assert used == [False] * 4 + [True] * 10 + [False] * 3 and stream.switches == 2
+
+
+@pytest.mark.parametrize("name", ["default", "video"])
+def test_the_spread_rule_on_the_device_path(name: str) -> None:
+    """Camera noise on a still camera (640 x 480, large enough to tell): the graph takes the spread bound and the
+    median cut level from the host and gives back the change's spread; both paths average alike, and cut alike."""
+    from tests.edge_runtime.test_temporal import camera_noise
+
+    clean = read_frames(CLEAN_CLIP, 1)[0]
+    den = cuda_model(name)
+    host, graph = den.stream(), den.stream()
+    graph.on_device, host.on_device = True, False
+    frames = [camera_noise(clean, t) for t in range(6)] + [camera_noise(np.ascontiguousarray(clean[::-1, ::-1]), 9)]
+    for t, f in enumerate(frames):
+        a, b = host.denoise(f), graph.denoise(f)
+        assert graph.filter is not None and host.filter is not None
+        assert graph.filter.still and host.filter.still
+        if t >= 1:
+            assert graph.filter.spread == pytest.approx(host.filter.spread, rel=0.1, abs=0.05), t
+        assert np.abs(a.astype(float) - b).mean() < 0.1, t
+    assert psnr(a, den.stream().denoise(frames[-1])) > 45  # the cut: nothing of the past on either path
+    assert psnr(b, den.stream().denoise(frames[-1])) > 45
