@@ -2,6 +2,7 @@
 
     python -m benchmarks.video_denoise [--video MODEL] [--single MODEL] [--threads 1] [--sigmas 15 25]
                                        [--variants video.int8.onnx video.fp16.onnx] [--speed-only] [--dev]
+                                       [--noise camera --cameras 3]
 
 Held-out clips (never trained on by either model; the decoded frames are the reference, AWGN is added to the
 uint8 frames, clipped and rounded, the same noise for every method, frames fed in order):
@@ -15,6 +16,10 @@ default.onnx, every frame on its own (``Denoiser.denoise``); single stream = def
 motion-adaptive recursive blend, not told sigma); video model = the recurrent model alone
 (``stream(temporal=False)``); video = the default for video files and cameras: the recurrent model through
 ``Denoiser.stream()``, its temporal filter on.
+With ``--noise camera`` the clips get camera noise instead of AWGN: ``train.noise.add_realistic`` (raw-domain shot
+and read noise through a simulated camera's demosaicing, colour matrix, tone curve, in-camera smoothing and JPEG;
+needs torch), one random camera per clip and seed (``--cameras``), new noise on every frame; rows are named cam0,
+cam1, ... instead of a sigma.
 Metrics: mean per-frame PSNR (dB, uint8); static-region flicker = mean |out_t - out_{t-1}| on static pixels
 (blurred clean change < 2/255, eroded 5x5) divided by the clean clip's own; the worst per-frame
 PSNR(video) - PSNR(single) on each clip (bikes: the cut clip); ms per 640x480 frame (median, calls
@@ -134,6 +139,34 @@ def speed(single: Denoiser, videos: dict[str, Denoiser], model_only: str, reps: 
     return 1000 * float(np.median(ts)), {k: 1000 * float(np.median(v)) for k, v in tv.items()}
 
 
+def label(level: float | str) -> str:
+    """A row's noise: "σ15" or the camera's name."""
+    return level if isinstance(level, str) else f"σ{level:g}"
+
+
+def noisy_versions(name: str, clean: np.ndarray, args: argparse.Namespace) -> list[tuple[float | str, np.ndarray]]:
+    """(level, noisy frames) of one clip: AWGN at each sigma, or camera noise from each of ``args.cameras`` random
+    cameras (the same camera on every frame, new noise on each)."""
+    if args.noise == "awgn":
+        out: list[tuple[float | str, np.ndarray]] = []
+        for sigma in args.sigmas:
+            rng = np.random.default_rng(int(sigma) * 1000 + len(name))
+            out.append((sigma, np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)))
+        return out
+    import torch  # camera noise is the training code's simulation
+
+    from train.noise import add_realistic, sample_camera
+
+    out = []
+    rgb = torch.from_numpy(np.ascontiguousarray(clean[..., ::-1])).permute(0, 3, 1, 2).float() / 255
+    for seed in range(args.cameras):
+        g = torch.Generator().manual_seed(1000 * seed + sum(map(ord, name)))
+        cam = sample_camera(1, g).take(torch.zeros(len(clean), dtype=torch.long))
+        noisy = (add_realistic(rgb, g, cam).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        out.append((f"cam{seed}", np.ascontiguousarray(noisy[..., ::-1])))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--video", default="video", help="recurrent model (default: the bundled video.onnx)")
@@ -146,6 +179,9 @@ def main() -> None:
     ap.add_argument("--speed-reps", type=int, default=15)
     ap.add_argument("--variants", nargs="*", default=[], help="more files of the video model (int8, fp16) to time")
     ap.add_argument("--speed-only", action="store_true", help="skip the quality runs")
+    ap.add_argument("--noise", choices=["awgn", "camera"], default="awgn",
+                    help="AWGN at --sigmas, or camera noise from --cameras random simulated cameras")
+    ap.add_argument("--cameras", type=int, default=3, help="with --noise camera: cameras per clip")
     args = ap.parse_args()
     single = Denoiser(args.single, device="cpu", threads=args.threads)
     video = Denoiser(args.video, device="cpu", threads=args.threads)
@@ -158,9 +194,7 @@ def main() -> None:
         clean = read(*every[name])
         mask = static_mask(clean)
         fl_clean = flicker(clean, mask)
-        for sigma in args.sigmas:
-            rng = np.random.default_rng(int(sigma) * 1000 + len(name))
-            noisy = np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
+        for sigma, noisy in noisy_versions(name, clean, args):
             outs = run_clip(noisy, single, video)
             res = {}
             for k, seq in outs.items():
@@ -170,28 +204,28 @@ def main() -> None:
             rows.append((name, sigma, res, float(mask.mean()), min(drop), int(np.argmin(drop)), fl_clean))
             if name == CUT_CLIP:
                 per_frame.append((name, sigma, [round(d, 2) for d in drop]))
-            print(f"{name} σ{sigma:g}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in res.items()), flush=True)
+            print(f"{name} {label(sigma)}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in res.items()), flush=True)
     if rows:
         print()
-        print("| clip | σ | noisy | single | single stream | video model | **video** | video − single | static "
+        print("| clip | noise | noisy | single | single stream | video model | **video** | video − single | static "
               "flicker ÷ clean's: single / single stream / video model / video (clean's, /255; static share) | "
               "worst frame video − single |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name, sigma, res, share, worst, at, flc in rows:
-            print(f"| {name} | {sigma:g} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | "
+            print(f"| {name} | {label(sigma)} | {res['noisy'][0]:.2f} | {res['single'][0]:.2f} | "
                   f"{res['single_stream'][0]:.2f} | {res['video_model'][0]:.2f} | **{res['video'][0]:.2f}** | "
                   f"{res['video'][0] - res['single'][0]:+.2f} | {res['single'][1]:.1f} / "
                   f"{res['single_stream'][1]:.1f} / {res['video_model'][1]:.1f} / {res['video'][1]:.1f} "
                   f"({flc:.2f}; {share:.0%}) | {worst:+.2f} (frame {at}) |")
-        for sigma in args.sigmas:
+        for sigma in dict.fromkeys(r[1] for r in rows):
             sel = [r for r in rows if r[1] == sigma]
             if sel:
                 gains = {k: np.mean([r[2][k][0] - r[2]["single"][0] for r in sel])
                          for k in ("video", "video_model", "single_stream")}
-                print(f"mean over clips, σ{sigma:g}, − single: video {gains['video']:+.2f} dB, video model "
+                print(f"mean over clips, {label(sigma)}, − single: video {gains['video']:+.2f} dB, video model "
                       f"{gains['video_model']:+.2f} dB, single stream {gains['single_stream']:+.2f} dB")
     for name, sigma, d in per_frame:
-        print(f"{name} σ{sigma:g}, per-frame video − single (cut at index 20): {d}")
+        print(f"{name} {label(sigma)}, per-frame video − single (cut at index 20): {d}")
     for threads in dict.fromkeys(args.speed_threads):
         s1 = Denoiser(args.single, device="cpu", threads=threads)
         videos = {m: Denoiser(m, device="cpu", threads=threads) for m in dict.fromkeys([args.video, *args.variants])}
