@@ -403,7 +403,7 @@ class DenoiseStream:
         moving = self.camera(frame)
         if not self.denoiser.follows_camera:  # the camera is watched for the filter only
             if self.filter is not None:
-                self.filter.still = not moving and max(frame.shape[:2]) >= CameraMotion.MIN_SIDE
+                self.filter.still = self._still(frame, moving)
             return self.denoiser
         if moving != self.moving:
             self.moving = moving
@@ -416,8 +416,14 @@ class DenoiseStream:
             self.filter.max_weight, self.filter.k = den.filter_params()
             # a camera known to be still (frames too small to tell count as unknown): the filter's threshold may
             # follow the spread of the output's own change (TemporalFilter.spread)
-            self.filter.still = not moving and max(frame.shape[:2]) >= CameraMotion.MIN_SIDE
+            self.filter.still = self._still(frame, moving)
         return den
+
+    def _still(self, frame: np.ndarray, moving: bool) -> bool:
+        """Whether the filter may follow the spread of the output's change (``TemporalFilter.still``): the camera is
+        known to be still (frames too small to tell count as unknown) and the strength is not below 1 (there the
+        noise left in on purpose is meant to stay)."""
+        return not moving and max(frame.shape[:2]) >= CameraMotion.MIN_SIDE and self.denoiser.strength >= 1.0
 
     def reset(self) -> None:
         """Forget the past: the next frame is treated as the first."""

@@ -184,3 +184,7 @@ def test_camera_noise_on_a_still_camera_is_averaged_and_a_cut_still_cuts(model: 
     cut = camera_noise(np.ascontiguousarray(clean[::-1, ::-1]), 99)  # another scene (the frame upside down)
     after, fresh = stream.denoise(cut), den.stream().denoise(cut)
     assert psnr(after, fresh) > 40.0  # nothing of the previous scene
+    soft = Denoiser(model, device="cpu", threads=1, strength=0.6).stream()
+    for f in frames[:2]:
+        soft.denoise(f)
+    assert soft.filter is not None and not soft.filter.still  # below 1 the noise left in on purpose stays
