@@ -272,7 +272,7 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
 @click.option("--max-false-alarm", type=FiniteFloatRange(min=0, max=1, max_open=True),
               help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the calibrated model here (default: replace MODEL, atomically).")
+              help="Write the calibrated model here, a new .onnx file (default: replace MODEL, atomically).")
 @click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], ssim_patch[:N] (ssim × √patch), scene "
                               "(per-region statistics learned here), likelihood (variational), sequence (lstm) "
                               "[default: the card's, else from the model's outputs].")
@@ -283,16 +283,18 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
 @click.option("--no-tolerance", is_flag=True,
               help="Fit the threshold to the normal frames as they are only; by default it also covers them 5 % "
                    "darker and brighter and moved by a quarter of a model pixel (camera changes, not anomalies).")
+@overwrite_option
 @threads_option
 @device_option
 @user_errors
 def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quantile: float | None,
               max_false_alarm: float | None, output: str | None, score: str | None, smoothing: int | None,
-              max_frames: int | None, no_tolerance: bool, threads: int | None, device: str) -> None:
+              max_frames: int | None, no_tolerance: bool, overwrite: bool, threads: int | None, device: str) -> None:
     """Learn MODEL's anomaly threshold from NORMAL_DATA (videos, image folders, folders of videos, streams).
 
     Runs the ONNX model itself (whatever its precision) over the normal frames and writes the
-    threshold and the statistics of the normal scores into its card. Needs no torch.
+    threshold and the statistics of the normal scores into its card (MODEL itself, or -o NEW.onnx;
+    an existing -o file is refused unless -y). Needs no torch.
 
     \b
     Examples:
@@ -301,14 +303,20 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
     """
     from edge_runtime.calibration import EXPOSURE_STEP, SHIFT_PIXELS
     from edge_runtime.calibration import calibrate as run_calibration
+    from edge_runtime.files import same_file
+    from edge_runtime.outputs import check_file_output
 
     data: list[str | int] = [*normal_data, *([camera] if camera is not None else [])]
     if not data:
         raise click.UsageError("give NORMAL_DATA (videos, image folders) or --camera N")
     if camera is not None and max_frames is None:
         raise click.UsageError("--camera needs --max-frames (how many frames to learn from)")
+    if output is not None and same_file(Path(output), Path(model)):
+        output = None  # -o MODEL: in place, as without -o
+    if output is not None:
+        check_file_output(Path(output), (".onnx",), "an ONNX model", [model, *normal_data], overwrite)
     cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads,
-                          tolerance=not no_tolerance)
+                          tolerance=not no_tolerance, overwrite=overwrite)
     for warning in cal.warnings:
         click.echo(f"warning: {warning}", err=True)
     s, spec = cal.stats, cal.card.anomaly
