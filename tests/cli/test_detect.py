@@ -226,7 +226,11 @@ def test_detect_archive_bad_options(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, base)
     assert r.exit_code == 2 and "needs -o FOLDER" in r.output
     r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--ray"])
-    assert r.exit_code == 2 and "--ray and --workers are for denoise" in r.output
+    assert r.exit_code == 2 and "No such option: --ray" in r.output  # denoise's; detect shards instead
+    r = CliRunner().invoke(cli, ["detect", "--help"])
+    assert "--shard" in r.output and "--ray" not in r.output and "--workers" not in r.output
+    r = CliRunner().invoke(cli, ["denoise", "--help"])
+    assert "--ray" in r.output and "--workers" in r.output
     r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--scores", str(tmp_path / "s.csv")])
     assert r.exit_code == 2 and "for one input" in r.output
     clip = str(archive / ARCHIVE[0])
