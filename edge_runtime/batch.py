@@ -39,7 +39,7 @@ def check_not_mixed(folder: Path) -> None:
     silently leave the other out (and put the images through the video model)."""
     if not folder.is_dir():
         return
-    images = [p for p in folder.iterdir() if p.is_file() and is_image(p) and not p.name.startswith(".")]
+    images = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
     videos = _videos_in(folder) if images else []
     if videos:
         msg = (f"{folder}: holds both images ({len(images)}, e.g. {images[0].name}) and videos ({len(videos)}, e.g. "
