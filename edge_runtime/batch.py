@@ -24,12 +24,27 @@ class BatchItem:
 
 
 def is_video_folder(path: Path) -> bool:
-    """A folder with videos in it (at any depth) and no images directly inside."""
+    """A folder with videos in it (at any depth) and no images directly inside; a folder of both is refused
+    (``check_not_mixed``)."""
     if not path.is_dir():
         return False
+    check_not_mixed(path)
     if any(p.is_file() and is_image(p) for p in path.iterdir()):
         return False
     return any(_videos_in(path))
+
+
+def check_not_mixed(folder: Path) -> None:
+    """Refuse a folder with images directly inside and videos (at any depth): a run reads one kind, and would
+    silently leave the other out (and put the images through the video model)."""
+    if not folder.is_dir():
+        return
+    images = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
+    videos = _videos_in(folder) if images else []
+    if videos:
+        msg = (f"{folder}: holds both images ({len(images)}, e.g. {images[0].name}) and videos ({len(videos)}, e.g. "
+               f"{videos[0].relative_to(folder)}); a run takes one kind: put them in separate folders and run each")
+        raise SourceError(msg)
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -62,6 +77,7 @@ def plan_batch(inputs: Sequence[str | Path], out_dir: str | Path) -> list[BatchI
             msg = f"{given}: no such file or folder"
             raise SourceError(msg)
         if given.is_dir():
+            check_not_mixed(given)
             found = [(p, p.relative_to(given)) for p in _videos_in(given) if out_resolved not in p.resolve().parents]
             if not found:
                 msg = f"{given}: folder has no videos ({', '.join(VIDEO_SUFFIXES)})"

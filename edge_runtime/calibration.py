@@ -257,21 +257,22 @@ def data_warnings(clips: list[Clip], det: AnomalyDetector, share: float, frames:
     return out
 
 
-def check_enough(frames: int, full_windows: int, smoothing: int, share: float) -> None:
-    """Refuse normal data too short for what was asked: fewer than ``MIN_FRAMES`` frames, fewer frames than one
-    false alarm in ``share`` needs, or a smoothing window that fills for fewer than half of the frames."""
+def check_enough(frames: int, full_windows: int, smoothing: int, share: float, source: str = "normal data") -> None:
+    """Refuse normal data (``source``, named in the message) too short for what was asked: fewer than ``MIN_FRAMES``
+    frames, fewer frames than one false alarm in ``share`` needs, or a smoothing window that fills for fewer than
+    half of the frames."""
     if frames < MIN_FRAMES:
-        msg = f"{frames} normal frame(s) are too few to calibrate on; give at least {MIN_FRAMES}"
+        msg = f"{source}: {frames} normal frame(s) are too few to calibrate on; give at least {MIN_FRAMES}"
         raise CalibrationError(msg)
     if share > 0 and frames * share < 1 - 1e-9:
         need = math.ceil(1 / share - 1e-9)
-        msg = (f"{frames} normal frame(s) are too few to calibrate for at most {100 * share:g} % false alarms: "
-               f"that needs at least {need} frames; give more normal data or allow more false alarms "
+        msg = (f"{source}: {frames} normal frame(s) are too few to calibrate for at most {100 * share:g} % false "
+               f"alarms: that needs at least {need} frames; give more normal data or allow more false alarms "
                f"(--max-false-alarm {1 / frames:.3g} or more)")
         raise CalibrationError(msg)
     if smoothing > 1 and 2 * full_windows < frames:
-        msg = (f"smoothing over {smoothing} frames needs longer normal data: only {full_windows} of its {frames} "
-               f"frames are scored over a full window (at least half must be); use a smaller --smoothing "
+        msg = (f"{source}: smoothing over {smoothing} frames needs longer normal data: only {full_windows} of its "
+               f"{frames} frames are scored over a full window (at least half must be); use a smaller --smoothing "
                "or more normal data")
         raise CalibrationError(msg)
 
@@ -280,8 +281,10 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
               quantile: float | None = None, out: str | Path | None = None, score: str | None = None,
               smoothing: int | None = None, max_frames: int | None = None, device: str = "auto",
               threads: int | None = None, write: bool = True,
-              on_frame: Callable[[int], None] | None = None, tolerance: bool = True) -> Calibration:
-    """Score normal ``data`` with ``model`` and write the threshold into its card (``out``, default: the model).
+              on_frame: Callable[[int], None] | None = None, tolerance: bool = True,
+              overwrite: bool = True) -> Calibration:
+    """Score normal ``data`` with ``model`` and write the threshold into its card (``out``, default: the model;
+    unless ``overwrite``, an existing ``out`` other than the model is refused).
 
     ``tolerance``: the threshold also covers the normal frames under ``NUISANCES`` (camera tolerance, module doc);
     False: the normal frames as they are only."""
@@ -303,7 +306,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     k = det.smoothing
     full_windows = sum(max(len(c.raw) - k + 1, 0) for c in clips)
     frames = sum(len(c.raw) for c in clips)
-    check_enough(frames, full_windows, k, r)
+    check_enough(frames, full_windows, k, r, ", ".join(f"camera {d}" if isinstance(d, int) else str(d) for d in data))
     warnings = data_warnings(clips, det, r, frames)
     scene: dict[str, object] | None = None
     held_out: list[tuple[str, int, float]] = []
@@ -365,5 +368,5 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
         card, task="anomaly" if card.task == "reconstruct" else card.task,
         anomaly=AnomalySpec(score=det.score_name, threshold=thr, stats=stats, smoothing=det.smoothing, scene=scene),
         provenance=provenance)
-    written = write_card(model_path, card, target) if write else None
+    written = write_card(model_path, card, target, overwrite) if write else None
     return Calibration(thr, scores, stats, card, written, held_out, warnings)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_runtime.card import CARD_KEY, ModelCard, card_from_metadata
 from edge_runtime.errors import ModelCardError, ModelLoadError
-from edge_runtime.files import atomic_path, check_writable
+from edge_runtime.files import atomic_path, check_writable, same_file
 
 METADATA_PROPS = 14  # ModelProto.metadata_props
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -124,8 +124,9 @@ def read_card(path: str | Path) -> ModelCard:
     return card_from_metadata(session.get_modelmeta().custom_metadata_map, source)
 
 
-def write_card(model: str | Path, card: ModelCard, out: str | Path | None = None) -> Path:
-    """Write ``model`` with ``card`` to ``out`` (default: replace ``model``), atomically.
+def write_card(model: str | Path, card: ModelCard, out: str | Path | None = None, overwrite: bool = True) -> Path:
+    """Write ``model`` with ``card`` to ``out`` (default: replace ``model``), atomically; unless ``overwrite``, an
+    existing ``out`` other than ``model`` is refused.
 
     The new file is checked by opening it with onnxruntime and reading the card back before it
     is renamed into place; a failed check leaves every file as it was.
@@ -143,7 +144,7 @@ def write_card(model: str | Path, card: ModelCard, out: str | Path | None = None
     new = replace_metadata(data, CARD_KEY, card.to_json(), str(src))
     check_writable(dst)
     mode = dst.stat().st_mode & 0o777 if dst.exists() else None  # a recalibrated model keeps its mode
-    with atomic_path(dst, mode=mode) as tmp:
+    with atomic_path(dst, mode=mode, overwrite=overwrite or same_file(dst, src)) as tmp:
         with open(tmp, "wb") as f:
             f.write(new)
             f.flush()

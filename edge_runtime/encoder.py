@@ -97,8 +97,11 @@ class AVWriter:
         self._input: Any = None
         self._copies: list[_Copy] = []
         fmt = {".mkv": "matroska", ".avi": "avi", ".mov": "mov", ".m4v": "mp4", ".mp4": "mp4"}.get(suffix.lower())
+        # MP4/MOV: the index (moov) goes before the frames when the file is finished (also when a signal ends the
+        # run), so that a copy cut off or still downloading plays from its start.
+        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
-            self.out = av.open(str(path), "w", format=fmt)
+            self.out = av.open(str(path), "w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as e:
             raise self._error(e) from None
         try:
@@ -121,6 +124,9 @@ class AVWriter:
             msg = (f"{self.name}: a {Path(str(self.name)).suffix} file cannot hold {family} video; choose another "
                    "codec or container")
             raise OutputError(msg)
+        if family == "ffv1" and self.out.format.name == "mp4":
+            self.notes.append(f"warning: {self.name}: FFV1 in MP4 plays in FFmpeg-based players only (most players, "
+                              "browsers and phones cannot play it); lossless video belongs in .mkv")
         encoder = next((e for e in (CODECS[family], family) if _has_encoder(e)), None)
         if encoder is None:  # a PyAV built on an FFmpeg without it (the wheels have them all)
             msg = f"{self.name}: this PyAV has no {family} encoder"

@@ -229,7 +229,8 @@ def atomic_path(path: Path, suffix: str = ".partial", mode: int | None = None, o
     part.commit(overwrite, mode)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, flushed to disk before the rename."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file, flushed to disk before the rename (unless ``overwrite``,
+    an existing ``path`` is refused, also one that appears meanwhile)."""
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         f.write(data)

@@ -77,9 +77,11 @@ def bundled_name(path: str | Path | None) -> str | None:
 
 
 def default_model_for(spec: str | int | Path | None) -> str:
-    """The bundled model an input gets without --model: ``video`` for a camera index, a stream URL or a
-    video file (a folder of videos too), ``default`` for images, folders of images and anything else."""
-    from edge_runtime.files import VIDEO_SUFFIXES, is_video
+    """The bundled model an input gets without --model: ``video`` for a camera (an index or a /dev/video* device),
+    a stream URL or a video file (a folder of videos too), ``default`` for images, folders of images and anything
+    else; a folder of both images and videos is refused (``SourceError``)."""
+    from edge_runtime.batch import is_video_folder
+    from edge_runtime.files import is_video
     from edge_runtime.sources import STREAM_PREFIXES
 
     if spec is None:
@@ -88,8 +90,9 @@ def default_model_for(spec: str | int | Path | None) -> str:
         return "video"
     path = Path(spec)
     if path.is_dir():
-        has_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.rglob("*") if p.is_file())
-        return "video" if has_video else "default"
+        return "video" if is_video_folder(path) else "default"
+    if path.parent == Path("/dev") and path.name.startswith("video"):  # a V4L2 camera device (Linux)
+        return "video"
     return "video" if is_video(path) else "default"
 
 

@@ -60,6 +60,17 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Iterable[str | Path | 
         raise OutputError(msg)
 
 
+def check_file_output(output: Path, suffixes: Sequence[str], what: str, inputs: Iterable[str | Path | int | None] = (),
+                      overwrite: bool = True) -> None:
+    """A file output of one kind: its name ends in one of ``suffixes`` (``what`` says what it holds, e.g.
+    "an ONNX model"), then as ``check_outputs``: no input, writable, and, unless ``overwrite``, not there yet."""
+    if output.suffix.lower() not in suffixes:
+        ending = suffixes[0] if len(suffixes) == 1 else f"one of {', '.join(suffixes)}"
+        msg = f"{output}: the output is {what}; give a file name ending in {ending}"
+        raise OutputError(msg)
+    check_outputs([output], inputs, "{output}: the output would overwrite the input {input}", overwrite)
+
+
 def check_video_output(path: Path) -> None:
     """A video file edge-ae can write (by its suffix) in a writable folder."""
     suffix = path.suffix.lower()

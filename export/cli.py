@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from edge_runtime.cli.options import overwrite_option
 from edge_runtime.errors import EdgeAEError
-from edge_runtime.files import same_file
+from edge_runtime.outputs import check_file_output
 from export.onnx_export import export_checkpoint
 from train.errors import TrainError
 
@@ -25,20 +26,23 @@ from train.errors import TrainError
               help="Quality a variant may lose against fp32: dB PSNR for denoisers [default 0.1].")
 @click.option("--frame-io", is_flag=True,
               help="Take and return uint8 HxWx3 BGR frames; conversion runs inside the model (on the GPU with CUDA).")
+@overwrite_option
 def export_command(checkpoint: str, output: str, atol: float, precision: str = "fp32", calibration: str | None = None,
-                   max_drop: float | None = None, frame_io: bool = False) -> None:
+                   max_drop: float | None = None, frame_io: bool = False, overwrite: bool = False) -> None:
     """Export a checkpoint to one self-describing ONNX file (dynamic size, card inside).
 
     The export is checked with onnx.checker and against torch on onnxruntime; if either
-    check fails, nothing is written.
+    check fails, nothing is written. An existing output is refused unless -y.
     """
-    if same_file(Path(output), Path(checkpoint)):
-        raise click.ClickException(f"{output}: the output would overwrite the checkpoint")
+    try:
+        check_file_output(Path(output), (".onnx",), "an ONNX model", [checkpoint, calibration], overwrite)
+    except EdgeAEError as e:
+        raise click.ClickException(str(e)) from None
     if precision != "fp32" or frame_io or checkpoint.endswith(".onnx"):
-        _export_variant(checkpoint, output, atol, precision, calibration, max_drop, frame_io)
+        _export_variant(checkpoint, output, atol, precision, calibration, max_drop, frame_io, overwrite)
         return
     try:
-        card = export_checkpoint(checkpoint, output, atol=atol)
+        card = export_checkpoint(checkpoint, output, atol=atol, overwrite=overwrite)
     except (TrainError, EdgeAEError) as e:  # EdgeAEError: reading and writing cards and files
         raise click.ClickException(str(e)) from None
     diff = card.metrics.get("export_parity_max_abs", float("nan"))
@@ -46,7 +50,7 @@ def export_command(checkpoint: str, output: str, atol: float, precision: str = "
 
 
 def _export_variant(checkpoint: str, output: str, atol: float, precision: str, calibration: str | None,
-                    max_drop: float | None, frame_io: bool) -> None:
+                    max_drop: float | None, frame_io: bool, overwrite: bool) -> None:
     """Export fp32 to a temporary file (or start from an fp32 .onnx), then write the gated variant."""
     import tempfile
 
@@ -60,7 +64,7 @@ def _export_variant(checkpoint: str, output: str, atol: float, precision: str, c
             source = Path(tmp_dir.name) / "fp32.onnx"
             export_checkpoint(checkpoint, source, atol=atol)
         card = make_variant(source, out, precision, calibration, max_drop, frame_io,
-                            log=lambda s: click.echo(s, err=True))
+                            log=lambda s: click.echo(s, err=True), overwrite=overwrite)
     except (TrainError, EdgeAEError) as e:  # EdgeAEError: reading and writing cards and files
         raise click.ClickException(str(e)) from None
     finally:

@@ -222,9 +222,9 @@ def parity(model: nn.Module, proto: onnx.ModelProto, feeds: list[dict[str, np.nd
 
 
 def export_model(model: nn.Module, payload: dict[str, Any], out: str | Path, atol: float = 1e-4,
-                 source: str = "model") -> ModelCard:
+                 source: str = "model", overwrite: bool = True) -> ModelCard:
     """Export an in-memory model with its checkpoint metadata (as the training loops write it) to ``out``;
-    nothing is written if the checker or the parity check fails."""
+    nothing is written if the checker or the parity check fails (nor, unless ``overwrite``, over a file)."""
     out = Path(out)
     check_writable(out)
     spec = family_spec(payload["config"]["family"])
@@ -239,12 +239,12 @@ def export_model(model: nn.Module, payload: dict[str, Any], out: str | Path, ato
         raise ExportError(msg)
     card = dataclasses.replace(card, metrics={**card.metrics, "export_parity_max_abs": diff})
     set_card(proto, card)
-    write_bytes_atomic(out, proto.SerializeToString())
+    write_bytes_atomic(out, proto.SerializeToString(), overwrite)
     return card
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, atol: float = 1e-4) -> ModelCard:
+def export_checkpoint(checkpoint: str | Path, out: str | Path, atol: float = 1e-4, overwrite: bool = True) -> ModelCard:
     """Export a checkpoint of any family to ``out`` with its card; fails without writing on any check."""
     check_writable(Path(out))
     model, payload = load_checkpoint(checkpoint)
-    return export_model(model, payload, out, atol, source=str(checkpoint))
+    return export_model(model, payload, out, atol, source=str(checkpoint), overwrite=overwrite)

@@ -551,13 +551,14 @@ def _int8_layers(fp32: Path, card: ModelCard, clips: Sequence[list[np.ndarray]],
 
 def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration: str | Path | None = None,
                  max_drop: float | None = None, frame_io: bool = False,
-                 log: Any = lambda s: None) -> ModelCard:
+                 log: Any = lambda s: None, overwrite: bool = True) -> ModelCard:
     """Write the ``precision`` variant of the fp32 model ``fp32`` to ``out`` if it passes the gate.
 
     Calibration frames come from ``calibration`` (image folder, image or video) or, by default,
     from the model's validation images named in its card; the gate uses the model's validation
     images when found, else frames of ``calibration`` held back from calibrating. A failing
-    gate raises PrecisionError; ``out`` is then untouched and no temporary file remains.
+    gate raises PrecisionError; ``out`` is then untouched and no temporary file remains. Unless ``overwrite``,
+    an existing ``out`` is refused.
     """
     fp32, out = Path(fp32), Path(out)
     if precision not in PRECISIONS:
@@ -631,5 +632,5 @@ def make_variant(fp32: str | Path, out: str | Path, precision: str, calibration:
             **layers, **result.detail}}
         new_card = dataclasses.replace(new_card, metrics=metrics)
         set_card(variant, new_card)
-        write_bytes_atomic(out, variant.SerializeToString())
+        write_bytes_atomic(out, variant.SerializeToString(), overwrite)
     return new_card

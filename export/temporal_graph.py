@@ -207,12 +207,26 @@ def filter_model() -> onnx.ModelProto:
     return model
 
 
-def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_PATH
+def main(argv: list[str] | None = None) -> None:
+    """``python -m export.temporal_graph [OUTPUT.onnx]``: write the filter's graph (atomically)."""
+    import argparse
+
+    from edge_runtime.errors import EdgeAEError
+    from edge_runtime.files import write_bytes_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m export.temporal_graph",
+                                     description="Write the temporal filter as an ONNX graph.")
+    parser.add_argument("output", nargs="?", type=Path, default=DEFAULT_PATH,
+                        help=f"the .onnx file to write (default: {DEFAULT_PATH})")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path: Path = args.output
+    if path.suffix.lower() != ".onnx":
+        parser.error(f"{path}: the output is an ONNX graph; give a file name ending in .onnx")
     data = filter_model().SerializeToString()
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        write_bytes_atomic(path, data)
+    except EdgeAEError as e:
+        parser.exit(1, f"error: {e}\n")
     print(f"wrote {path} ({len(data)} bytes)")
 
 

@@ -44,6 +44,21 @@ def count_frames(path: Path) -> int:
     return n
 
 
+def mp4_boxes(path: Path) -> list[str]:
+    """The top-level boxes (atoms) of an MP4/MOV file, in file order: ftyp, moov, mdat, ..."""
+    data = path.read_bytes()
+    boxes, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8].decode("latin-1")
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        boxes.append(kind)
+        if size < 8:  # 0: the box runs to the end of the file
+            break
+        pos += size
+    return boxes
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))

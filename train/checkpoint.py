@@ -23,9 +23,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {**meta, "format": FORMAT, "version": VERSION, "state_dict": state}  # meta never replaces the weights
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
     try:
-        torch.save(payload, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a crash never leaves a renamed, empty checkpoint
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

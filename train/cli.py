@@ -34,7 +34,10 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
 @click.command("train")
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.pt", show_default=True,
-              help="Checkpoint to write (written atomically, refreshed at every validation).")
+              help="Checkpoint to write, a .pt file (written atomically, refreshed at every validation); an existing "
+                   "file is refused unless -y.")
+@click.option("-y", "--overwrite", is_flag=True,
+              help="Replace an existing -o file (--init-from FILE -o FILE -y: go on from its weights, replacing it).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)),
               help="Starting configuration; the options below override it "
                    "(default: 'ae' for the fixed-size families, else 'default').")
@@ -70,7 +73,7 @@ def _threads(ctx: click.Context, param: click.Parameter, value: int | None) -> i
               help="Image denoisers (conv_denoiser, video_denoiser): start from these weights: a conv_denoiser ONNX "
                    "file (e.g. the bundled default.onnx) or checkpoint, or a video_denoiser ONNX file (the bundled "
                    "video.onnx) or checkpoint to go on from; weights the source lacks start as built.")
-def train_command(data: tuple[str, ...], output: str, preset: str | None, config_file: str | None,
+def train_command(data: tuple[str, ...], output: str, overwrite: bool, preset: str | None, config_file: str | None,
                   init_from: str | None, **overrides: object) -> None:
     """Train an autoencoder on image folders, image files, videos or digit tables (.csv.gz) and write a checkpoint.
 
@@ -88,8 +91,7 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
     from train.loop_video import train_video
 
     out = Path(output)
-    if not out.parent.exists():
-        raise click.ClickException(f"{out}: folder {out.parent} does not exist")
+    check_output(out, overwrite)
     try:
         if overrides.get("task") == "anomaly":
             if not overrides.get("family"):
@@ -128,6 +130,22 @@ def train_command(data: tuple[str, ...], output: str, preset: str | None, config
         train_denoiser(cfg, list(data), out, log=click.echo, init_from=init_from)
     except TrainError as e:
         raise click.ClickException(str(e)) from None
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """The checkpoint ``out``: a .pt file in an existing folder, new unless ``overwrite`` (a run starts afresh, so an
+    existing file, even a checkpoint, would be lost; going on from one's weights is --init-from)."""
+    if out.suffix.lower() != ".pt":
+        then = f", then 'edge-ae export {out.with_suffix('.pt')} -o {out}'" if out.suffix.lower() == ".onnx" else ""
+        raise click.ClickException(f"{out}: edge-ae train writes a checkpoint; give a file name ending in .pt{then}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.ClickException(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{out}: folder {parent} is not writable")
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise click.ClickException(f"{out}: already exists; use -y (--overwrite) to replace it with this run's "
+                                   "checkpoint, or choose another -o")
 
 
 SCENE_HEIGHT = 54  # a still scene's convolutional model: frames at this height, the width from the video's aspect

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edge_runtime.cli.options import device_option, max_frames_option, threads_option, user_errors
+from edge_runtime.cli.options import device_option, max_frames_option, overwrite_option, threads_option, user_errors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,13 +33,11 @@ def _read_all(spec: str, max_frames: int | None) -> tuple[list[np.ndarray], list
     return frames, names, fps
 
 
-def _check_output(output: Path, inputs: list[str]) -> None:
-    from edge_runtime.files import check_writable
-    from edge_runtime.outputs import check_not_input
+def _check_output(output: Path, inputs: list[str], overwrite: bool, suffixes: tuple[str, ...], what: str) -> None:
+    """A file output (``suffixes``; ``what`` it holds) that is no input and, unless ``overwrite``, is new."""
+    from edge_runtime.outputs import check_file_output
 
-    check_not_input(output, inputs, "{output}: the output would overwrite the input {input}")
-    if output.suffix:
-        check_writable(output)
+    check_file_output(output, suffixes, what, inputs, overwrite)
 
 
 @click.command()
@@ -47,10 +45,12 @@ def _check_output(output: Path, inputs: list[str]) -> None:
 @click.argument("input")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .npy file of codes to write.")
 @max_frames_option("Read at most this many frames.")
+@overwrite_option
 @device_option
 @threads_option
 @user_errors
-def encode(model: str, input: str, output: str, max_frames: int | None, device: str, threads: int | None) -> None:
+def encode(model: str, input: str, output: str, max_frames: int | None, overwrite: bool, device: str,
+           threads: int | None) -> None:
     """Encode a video, image or image folder to bottleneck vectors (dimensionality reduction).
 
     Writes an (N, Z) float32 array: one code per frame, or per window of frames for sequence
@@ -66,13 +66,11 @@ def encode(model: str, input: str, output: str, max_frames: int | None, device: 
     from edge_runtime.files import atomic_path
 
     out = Path(output)
-    if out.suffix.lower() != ".npy":
-        raise click.UsageError(f"{out}: the output must be a .npy file")
-    _check_output(out, [input, model])
+    _check_output(out, [input, model], overwrite, (".npy",), "a NumPy array of codes")
     ae = Autoencoder(model, device=device, threads=threads)
     frames, _, _ = _read_all(input, max_frames)
     z = ae.encode(frames).astype(np.float32)
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+    with atomic_path(out, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.save(f, z)
     what = f"windows of {ae.sequence_length} frames" if ae.layout == "NTF" else "frames"
     click.echo(f"wrote {out}: {z.shape[0]} codes of size {z.shape[1]} ({len(frames)} input frames, {what})", err=True)
@@ -86,10 +84,11 @@ def encode(model: str, input: str, output: str, max_frames: int | None, device: 
 @max_frames_option("Read at most this many frames.")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=1, show_default=True,
               help="Enlarge the model-size frames this many times (nearest neighbour).")
+@overwrite_option
 @device_option
 @threads_option
 @user_errors
-def reconstruct(model: str, input: str, output: str, max_frames: int | None, scale: int, device: str,
+def reconstruct(model: str, input: str, output: str, max_frames: int | None, scale: int, overwrite: bool, device: str,
                 threads: int | None) -> None:
     """Reconstruct a video, image or folder through an autoencoder (frames at the model's size).
 
@@ -101,11 +100,15 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
     import cv2
 
     from edge_runtime.autoencoder import Autoencoder, image_grid
-    from edge_runtime.outputs import IMAGE_OUT_SUFFIXES
+    from edge_runtime.outputs import IMAGE_OUT_SUFFIXES, VIDEO_OUT_SUFFIXES, check_not_input
     from edge_runtime.sinks import ImageFolderSink, VideoSink, write_image_atomic
 
     out = Path(output)
-    _check_output(out, [input, model])
+    if out.suffix:
+        _check_output(out, [input, model], overwrite, (*IMAGE_OUT_SUFFIXES, *VIDEO_OUT_SUFFIXES),
+                      "an image or a video (no extension: a folder of images)")
+    else:
+        check_not_input(out, [input, model], "{output}: the output would overwrite the input {input}")
     ae = Autoencoder(model, device=device, threads=threads)
     frames, names, fps = _read_all(input, max_frames)
     rec = ae.reconstruct(frames)
@@ -113,10 +116,10 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
         rec = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for f in rec]
     suffix = out.suffix.lower()
     if suffix in IMAGE_OUT_SUFFIXES:
-        write_image_atomic(out, rec[0] if len(rec) == 1 else image_grid(rec))
+        write_image_atomic(out, rec[0] if len(rec) == 1 else image_grid(rec), overwrite=overwrite)
     elif suffix:
         bgr = [cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f for f in rec]
-        sink = VideoSink(out, fps or 25.0, (bgr[0].shape[1], bgr[0].shape[0]))
+        sink = VideoSink(out, fps or 25.0, (bgr[0].shape[1], bgr[0].shape[0]), overwrite=overwrite)
         try:
             for f in bgr:
                 sink.write(f)
@@ -125,9 +128,10 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
             raise
         sink.close()
     else:
-        folder = ImageFolderSink(out)
-        for f, name in zip(rec, names, strict=True):
-            folder.write(f, Path(name).stem + ".png")
+        pngs = [Path(name).stem + ".png" for name in names]
+        folder = ImageFolderSink(out, overwrite, pngs)
+        for f, name in zip(rec, pngs, strict=True):
+            folder.write(f, name)
         folder.close()
     errors = ae.errors(ae.frames_to_array(frames)) if ae.layout != "NTF" else None
     detail = f", mean reconstruction MSE {float(errors.mean()):.5f}" if errors is not None else ""
@@ -147,11 +151,12 @@ def reconstruct(model: str, input: str, output: str, max_frames: int | None, sca
               help="Grid columns (default: square, or one row for a walk).")
 @click.option("--scale", type=click.IntRange(min=1, max=16), default=2, show_default=True,
               help="Enlarge the grid this many times (nearest neighbour).")
+@overwrite_option
 @device_option
 @threads_option
 @user_errors
 def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | None, steps: int, seed: int,
-           columns: int | None, scale: int, device: str, threads: int | None) -> None:
+           columns: int | None, scale: int, overwrite: bool, device: str, threads: int | None) -> None:
     """Decode samples from a variational model's prior, or a latent walk between two images, as a grid.
 
     \b
@@ -165,9 +170,7 @@ def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | N
     from edge_runtime.sources import read_image
 
     out = Path(output)
-    if out.suffix.lower() not in IMAGE_OUT_SUFFIXES:
-        raise click.UsageError(f"{out}: the output must be an image ({', '.join(IMAGE_OUT_SUFFIXES)})")
-    _check_output(out, [model, *(interpolate or ())])
+    _check_output(out, [model, *(interpolate or ())], overwrite, IMAGE_OUT_SUFFIXES, "an image grid")
     ae = Autoencoder(model, device=device, threads=threads)
     if interpolate:
         a, b = (read_image(Path(p)) for p in interpolate)
@@ -175,5 +178,5 @@ def sample(model: str, output: str, count: int, interpolate: tuple[str, str] | N
         columns = columns or steps
     else:
         frames = ae.sample(count, seed=seed)
-    write_image_atomic(out, image_grid(frames, columns, scale=scale))
+    write_image_atomic(out, image_grid(frames, columns, scale=scale), overwrite=overwrite)
     click.echo(f"wrote {out}: {len(frames)} frames", err=True)

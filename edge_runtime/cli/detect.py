@@ -12,7 +12,7 @@ from edge_runtime.cli.options import (
     BatchProgress,
     FiniteFloatRange,
     Progress,
-    archive_options,
+    batch_options,
     camera_option,
     device_option,
     fail_on_problems,
@@ -57,15 +57,15 @@ if TYPE_CHECKING:
 @overwrite_option
 @click.option("--skip-existing", is_flag=True,
               help="In a batch: leave videos whose scores and events already exist as they are and do the rest.")
-@archive_options
+@batch_options
 @threads_option
 @device_option
 @user_errors
 def detect(inputs: tuple[str, ...], camera: int | None, model: str | None, scores_path: str | None,
            events_path: str | None, output: str | None, snapshots: str | None, plot: str | None,
            threshold: float | None, release: float, hold: int, max_frames: int | None, reconnect: bool,
-           overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None, ray_address: str | None,
-           workers: int | None, threads: int | None, device: str) -> None:
+           overwrite: bool, skip_existing: bool, manifest: str | None, shard: str | None, threads: int | None,
+           device: str) -> None:
     """Flag anomalous frames of a video, a folder of images, a stream URL or a camera.
 
     Each frame gets a score (causal: it never uses later frames); frames scoring above the
@@ -104,12 +104,12 @@ def detect(inputs: tuple[str, ...], camera: int | None, model: str | None, score
         if model is None:
             raise click.UsageError("give --model: a calibrated anomaly model")
         _detect_batch(inputs, output, model, threshold, release, hold, max_frames, overwrite, skip_existing,
-                      manifest, shard, ray_address, workers, threads, device)
+                      manifest, shard, threads, device)
         return
     input = inputs[0] if inputs else None
-    if skip_existing or manifest or shard or ray_address or workers:
-        raise click.UsageError("--skip-existing, --manifest, --shard, --ray and --workers are for a batch: a folder "
-                               "of videos or several videos")
+    if skip_existing or manifest or shard:
+        raise click.UsageError("--skip-existing, --manifest and --shard are for a batch: a folder of videos or several "
+                               "videos")
     if not any((scores_path, events_path, output, snapshots, plot)):
         raise click.UsageError("nothing to write: give at least one of --scores, --events, -o, --snapshots, --plot")
     if model is None:
@@ -175,8 +175,7 @@ def _describe(det: AnomalyDetector) -> str:
 
 def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: float | None, release: float,
                   hold: int, max_frames: int | None, overwrite: bool, skip_existing: bool, manifest_path: str | None,
-                  shard_spec: str | None, ray_address: str | None, workers: int | None, threads: int | None,
-                  device: str) -> None:
+                  shard_spec: str | None, threads: int | None, device: str) -> None:
     """Score many videos into one folder, each into its own score log and event log; report each, then a
     summary; exit 1 if any failed."""
     from edge_runtime.archive import (
@@ -194,9 +193,6 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
     from edge_runtime.errors import OutputError
     from edge_runtime.events import release_level
 
-    if ray_address is not None or workers is not None:
-        raise click.UsageError("--ray and --workers are for denoise; run detect on an archive with --shard K/N "
-                               "(one process per shard)")
     items = plan_batch(inputs, output)
     bases: dict[Path, Path] = {}
     for item in items:
@@ -272,7 +268,7 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
 @click.option("--max-false-alarm", type=FiniteFloatRange(min=0, max=1, max_open=True),
               help="Threshold such that at most this share of normal frames is flagged [default 0.01].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the calibrated model here (default: replace MODEL, atomically).")
+              help="Write the calibrated model here, a new .onnx file (default: replace MODEL, atomically).")
 @click.option("--score", help="Score to calibrate: mse, ssim, patch[:N], ssim_patch[:N] (ssim × √patch), scene "
                               "(per-region statistics learned here), likelihood (variational), sequence (lstm) "
                               "[default: the card's, else from the model's outputs].")
@@ -283,16 +279,18 @@ def _detect_batch(inputs: tuple[str, ...], output: str, model: str, threshold: f
 @click.option("--no-tolerance", is_flag=True,
               help="Fit the threshold to the normal frames as they are only; by default it also covers them 5 % "
                    "darker and brighter and moved by a quarter of a model pixel (camera changes, not anomalies).")
+@overwrite_option
 @threads_option
 @device_option
 @user_errors
 def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quantile: float | None,
               max_false_alarm: float | None, output: str | None, score: str | None, smoothing: int | None,
-              max_frames: int | None, no_tolerance: bool, threads: int | None, device: str) -> None:
+              max_frames: int | None, no_tolerance: bool, overwrite: bool, threads: int | None, device: str) -> None:
     """Learn MODEL's anomaly threshold from NORMAL_DATA (videos, image folders, folders of videos, streams).
 
     Runs the ONNX model itself (whatever its precision) over the normal frames and writes the
-    threshold and the statistics of the normal scores into its card. Needs no torch.
+    threshold and the statistics of the normal scores into its card (MODEL itself, or -o NEW.onnx;
+    an existing -o file is refused unless -y). Needs no torch.
 
     \b
     Examples:
@@ -301,14 +299,20 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
     """
     from edge_runtime.calibration import EXPOSURE_STEP, SHIFT_PIXELS
     from edge_runtime.calibration import calibrate as run_calibration
+    from edge_runtime.files import same_file
+    from edge_runtime.outputs import check_file_output
 
     data: list[str | int] = [*normal_data, *([camera] if camera is not None else [])]
     if not data:
         raise click.UsageError("give NORMAL_DATA (videos, image folders) or --camera N")
     if camera is not None and max_frames is None:
         raise click.UsageError("--camera needs --max-frames (how many frames to learn from)")
+    if output is not None and same_file(Path(output), Path(model)):
+        output = None  # -o MODEL: in place, as without -o
+    if output is not None:
+        check_file_output(Path(output), (".onnx",), "an ONNX model", [model, *normal_data], overwrite)
     cal = run_calibration(model, data, max_false_alarm, quantile, output, score, smoothing, max_frames, device, threads,
-                          tolerance=not no_tolerance)
+                          tolerance=not no_tolerance, overwrite=overwrite)
     for warning in cal.warnings:
         click.echo(f"warning: {warning}", err=True)
     s, spec = cal.stats, cal.card.anomaly

@@ -181,6 +181,12 @@ class Progress(Generic[ReportT]):
 
 def archive_options(fn: F) -> F:
     """``--manifest FILE``, ``--shard K/N``, ``--ray [ADDRESS]`` and ``--workers N`` for a batch of videos."""
+    fn = ray_options(fn)
+    return batch_options(fn)
+
+
+def ray_options(fn: F) -> F:
+    """``--ray [ADDRESS]`` and ``--workers N`` (denoise's batches only)."""
     fn = click.option("--workers", type=click.IntRange(min=1), metavar="N",
                       help="With --ray: workers to start, each holding one model and using --threads cores "
                            "[default, and at most: the cluster's CPUs / --threads].")(fn)
@@ -188,6 +194,11 @@ def archive_options(fn: F) -> F:
                       help="Run the videos on Ray workers: --ray alone (after the inputs) joins the Ray running on "
                            "this machine or starts one; --ray=HOST:6379 joins a cluster. Needs the [ray] extra; the "
                            "videos and -o folder must be at the same paths on every node.")(fn)
+    return fn
+
+
+def batch_options(fn: F) -> F:
+    """``--manifest FILE`` and ``--shard K/N`` for a batch of videos."""
     fn = click.option("--shard", metavar="K/N",
                       help="Do only shard K of N of the videos (a stable split of the sorted list: run N of these, "
                            "e.g. as a Slurm array, for the whole batch).")(fn)

@@ -77,3 +77,16 @@ def test_cuda_without_cuda_falls_back_with_one_warning_line(tiny_onnx: Path) -> 
     warnings = [line for line in res.stderr.splitlines() if "warning" in line.lower()]
     assert len(warnings) == 1 and "CUDA was requested" in warnings[0] and "running on CPU" in warnings[0]
     assert {r["device"] for r in json.loads(res.stdout)["speed"]} == {"cpu"}
+
+
+def test_a_missing_variant_of_the_bundled_model_is_made_in_the_working_folder() -> None:
+    """The hint never writes into the installed package, and gives the bundled int8 the drop it needs."""
+    from edge_runtime.model import default_model_path
+
+    res = CliRunner().invoke(cli, ["bench", "--precision", "fp32,int8", "--size", "64x48", *FAST])
+    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+    bundled = default_model_path()
+    assert "no int8 variant of the bundled default.onnx" in res.output and "MODEL.int8.onnx beside" in res.output
+    assert f"edge-ae export {bundled} --precision int8 --max-drop 0.15 -o default.int8.onnx" in res.output
+    assert f"edge-ae bench -m {bundled} -m default.int8.onnx" in res.output
+    assert str(bundled.parent / "default.int8.onnx") not in res.output

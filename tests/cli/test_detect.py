@@ -143,7 +143,8 @@ def test_train_task_anomaly_export_calibrate_detect_chain(tmp_path: Path) -> Non
                                  "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert len(_rows(scores)) == 30
-    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", "--family", "conv_denoiser", clip, "-o", str(ckpt)])
+    r = CliRunner().invoke(cli, ["train", "--task", "anomaly", "--family", "conv_denoiser", clip, "-o",
+                                 str(tmp_path / "denoiser.pt")])
     assert r.exit_code != 0 and "--task anomaly trains one of" in r.output
 
 
@@ -226,7 +227,11 @@ def test_detect_archive_bad_options(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, base)
     assert r.exit_code == 2 and "needs -o FOLDER" in r.output
     r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--ray"])
-    assert r.exit_code == 2 and "--ray and --workers are for denoise" in r.output
+    assert r.exit_code == 2 and "No such option '--ray'" in r.output  # denoise's; detect shards instead
+    r = CliRunner().invoke(cli, ["detect", "--help"])
+    assert "--shard" in r.output and "--ray" not in r.output and "--workers" not in r.output
+    r = CliRunner().invoke(cli, ["denoise", "--help"])
+    assert "--ray" in r.output and "--workers" in r.output
     r = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "o"), "--scores", str(tmp_path / "s.csv")])
     assert r.exit_code == 2 and "for one input" in r.output
     clip = str(archive / ARCHIVE[0])

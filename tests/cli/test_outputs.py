@@ -14,7 +14,7 @@ import pytest
 
 from edge_runtime.errors import OutputError
 from edge_runtime.files import claim
-from tests.helpers import CLEAN_CLIP, count_frames, read_frames
+from tests.helpers import CLEAN_CLIP, count_frames, mp4_boxes, read_frames
 
 
 def edge_ae(*args: str) -> subprocess.CompletedProcess[str]:
@@ -133,3 +133,31 @@ def test_output_that_appears_while_writing_is_not_replaced(tmp_path: Path) -> No
         part.commit(overwrite=False)
     assert out.read_bytes() == b"someone else's file"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_mp4_and_mov_outputs_have_their_index_first_so_a_cut_copy_plays(tmp_path: Path, tiny_onnx: Path,
+                                                                        suffix: str) -> None:
+    out = tmp_path / f"out{suffix}"
+    r = edge_ae("denoise", str(CLEAN_CLIP), "-o", str(out), "-m", str(tiny_onnx), "--threads", "1", "--max-frames",
+                "12")
+    assert r.returncode == 0, r.stderr
+    boxes = mp4_boxes(out)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    cut = tmp_path / f"cut{suffix}"
+    data = out.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # a download cut off part-way
+    assert 0 < count_frames(cut) < 12
+
+
+def test_ffv1_in_mp4_is_written_with_one_warning_line(tmp_path: Path, tiny_onnx: Path) -> None:
+    out = tmp_path / "lossless.mp4"
+    r = edge_ae("denoise", str(CLEAN_CLIP), "-o", str(out), "-m", str(tiny_onnx), "--threads", "1", "--max-frames",
+                "3", "--codec", "ffv1")
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if "FFV1" in ln]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {out}: ") and ".mkv" in warnings[0], r.stderr
+    assert count_frames(out) == 3
+    r = edge_ae("denoise", str(CLEAN_CLIP), "-o", str(tmp_path / "lossless.mkv"), "-m", str(tiny_onnx), "--threads",
+                "1", "--max-frames", "3", "--codec", "ffv1")
+    assert r.returncode == 0 and "FFV1" not in r.stderr, r.stderr

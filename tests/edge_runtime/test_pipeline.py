@@ -17,7 +17,7 @@ import pytest
 from edge_runtime.media import probe
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.sources import open_source
-from tests.helpers import CLEAN_CLIP, count_frames, psnr, read_frames, shared
+from tests.helpers import CLEAN_CLIP, count_frames, mp4_boxes, psnr, read_frames, shared
 
 # Decoded frame counts from ../shared/data/README.md (measured there with OpenCV by full decode).
 VIDEO_FRAMES = {
@@ -167,6 +167,8 @@ def test_signal_mid_run_leaves_playable_video_of_frames_done(tmp_path: Path, tin
     done = int(m.group(1))
     assert 0 < done < 308
     assert count_frames(out) == done
+    boxes = mp4_boxes(out)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes  # the index at the front (faststart), also when stopped
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"], "no temporary file is left behind"
 
 

@@ -94,7 +94,7 @@ def test_destroyed_calibration_is_refused_and_writes_nothing(small: tuple[Path, 
     out.write_bytes(b"previous good file")
 
     res = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(out), "--precision", "int8",
-                                   "--calibration", str(black)])
+                                   "--calibration", str(black), "-y"])  # -y: the failed gate still keeps it
     assert res.exit_code != 0
     assert "Error:" in res.output and "more than --max-drop 0.1" in res.output and "not written" in res.output
     assert out.read_bytes() == b"previous good file"

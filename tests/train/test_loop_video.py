@@ -51,7 +51,8 @@ def test_train_warm_starts_and_goes_on_from_its_checkpoint(tiny_checkpoint: Path
     assert r.exit_code == 0, r.output
     n = len(v1.state_dict())
     assert f"{n} of {n} tensors" in r.output and "(video_denoiser)" in r.output  # all of them: going on
-    r = run(train_command, [str(CLEAN_CLIP), "--family", "undercomplete", "--init-from", str(first), "-o", str(second)])
+    r = run(train_command, [str(CLEAN_CLIP), "--family", "undercomplete", "--init-from", str(first), "-o",
+                            str(tmp_path / "v3.pt")])
     assert r.exit_code == 1 and "--init-from applies to the image denoisers" in r.output
     assert not torch.equal(v1.state_dict()["down1.0.weight"], single.state_dict()["down1.0.weight"])  # it trained
 

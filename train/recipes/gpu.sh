@@ -22,7 +22,7 @@ start() {
     cd "$RUNS/src" || exit 1
     export PYTHONPATH=$RUNS/src PYTHONUNBUFFERED=1
     local still=(--preset default "$data/CBSD432" "$data/Train400" --init-from edge_runtime/models/default.onnx
-                 --batch 64 --patch 128 --lr 1e-3 --max-minutes "$minutes" --threads 2 --workers 4)
+                 --batch 64 --patch 128 --lr 1e-3 --max-minutes "$minutes" --threads 2 --workers 4 -y)
     echo '{"model": {"widths": [32, 64, 128], "blocks": [0, 1, 2, 1, 0], "level": true}}' > "$RUNS/level.json"
     echo '{"val_every_s": 60}' > "$RUNS/video.json"
     setsid nohup bash -c "$(declare -f edge_ae); edge_ae train ${still[*]} --config $RUNS/level.json \
@@ -31,7 +31,7 @@ start() {
         > "$RUNS/still_blind.log" 2>&1 < /dev/null &
     setsid nohup bash -c "$(declare -f edge_ae); edge_ae train --family video_denoiser $data/CBSD432 $data/videos \
         $data/ped2 --init-from edge_runtime/models/video.onnx --batch 16 --lr 1e-4 --max-minutes $minutes \
-        --threads 2 --workers 5 --config $RUNS/video.json -o $RUNS/video.pt" > "$RUNS/video.log" 2>&1 < /dev/null &
+        --threads 2 --workers 5 --config $RUNS/video.json -o $RUNS/video.pt -y" > "$RUNS/video.log" 2>&1 < /dev/null &
     sleep 45
     status
 }
