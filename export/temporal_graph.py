@@ -9,12 +9,13 @@ Inputs, NHWC like a ``--frame-io`` model's (one frame, BGR, any size):
     frame   uint8 (1, H, W, 3)  the noisy frame the model was given
     result  uint8 (1, H, W, 3)  the model's output for it
     prev    float32 (1, H, W, 3) the filter's previous output (its state)
-    params  float32 (6,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used),
+    params  float32 (7,)        max_weight, k, keep (0: the first frame of a stream, nothing of ``prev`` is used),
                                 blend (the model's result mixed with the frame first, rounded to whole levels:
-                                frame + blend (result - frame); 1: the result as it is), a lower bound of the
-                                motion threshold (``TemporalFilter.spread`` times its gain where the camera is
-                                still; 0: none), and the median change above which the frame is a cut (the
-                                spread times ``CUT_SPREAD``; a huge value: no such rule)
+                                frame + blend (result - frame); 1: the result as it is), the spread of the change
+                                (``TemporalFilter.spread`` where the camera is still, else 0) and its two gains:
+                                where the spread exceeds the threshold from the noise estimate, the threshold is
+                                the first gain times the spread, and a median change above the second gain times
+                                the spread is a cut
     grid    int64 (2,)          the row and column step of the noise estimate's sample grid
 Outputs:
     output  uint8 (1, H, W, 3)  the filtered frame
@@ -86,6 +87,8 @@ def filter_model() -> onnx.ModelProto:
         "four_i": np.array([4], np.int64),
         "i4": np.array([4], np.int64),
         "i5": np.array([5], np.int64),
+        "i6": np.array([6], np.int64),
+        "huge": np.array(3e38, np.float32),
         "m_starts": np.array([0, 0], np.int64),
         "m_ends": np.array([2**62, 2**62], np.int64),
         "m_axes": np.array([2, 3], np.int64),
@@ -158,12 +161,18 @@ def filter_model() -> onnx.ModelProto:
         n("TopK", ["mflat", "h_k"], ["m_low", "_im"], largest=0, sorted=1),
         n("Gather", ["m_low", "q_i"], ["spread"], axis=0),
         n("Gather", ["m_low", "h_i"], ["m_mid"], axis=0),
-        n("Gather", ["params", "i5"], ["cut_level"], axis=0),
-        n("LessOrEqual", ["m_mid", "cut_level"], ["calm"]),
-        # the motion threshold (at least the bound the host gives), the cut rule and the weight
-        n("Gather", ["params", "i4"], ["bound"], axis=0),
+        n("Gather", ["params", "i4"], ["prior"], axis=0),
+        n("Gather", ["params", "i5"], ["gain"], axis=0),
+        n("Gather", ["params", "i6"], ["cut_gain"], axis=0),
+        # the motion threshold: from the noise estimate, or (where the spread exceeds that) from the spread
         n("Mul", ["sigma", "k"], ["ks"]),
-        n("Max", ["ks", "floor", "bound"], ["limit"]),
+        n("Max", ["ks", "floor"], ["limit0"]),
+        n("Greater", ["prior", "limit0"], ["by_spread"]),
+        n("Mul", ["prior", "gain"], ["spread_limit"]),
+        n("Where", ["by_spread", "spread_limit", "limit0"], ["limit"]),
+        n("Mul", ["prior", "cut_gain"], ["spread_cut"]),
+        n("Where", ["by_spread", "spread_cut", "huge"], ["cut_level"]),
+        n("LessOrEqual", ["m_mid", "cut_level"], ["calm"]),
         n("GreaterOrEqual", ["motion", "limit"], ["moved"]),
         n("Cast", ["moved"], ["movedf"], to=TensorProto.FLOAT),
         n("ReduceMean", ["movedf"], ["share"], keepdims=0),
@@ -191,7 +200,7 @@ def filter_model() -> onnx.ModelProto:
         helper.make_tensor_value_info("frame", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("result", TensorProto.UINT8, dims),
         helper.make_tensor_value_info("prev", TensorProto.FLOAT, dims),
-        helper.make_tensor_value_info("params", TensorProto.FLOAT, [6]),
+        helper.make_tensor_value_info("params", TensorProto.FLOAT, [7]),
         helper.make_tensor_value_info("grid", TensorProto.INT64, [2]),
     ]
     outputs = [
