@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import struct
 import threading
 import time
@@ -465,6 +466,12 @@ class LiveSource(Source):
             self._cap = None
 
 
+def camera_device(spec: str | int | Path) -> int | None:
+    """The camera index of a Linux V4L2 device path (``/dev/video2`` -> 2), else None."""
+    m = re.fullmatch(r"/dev/video(\d+)", str(spec))
+    return int(m.group(1)) if m else None
+
+
 def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float | None = 60.0,
                 on_event: Callable[[str], None] | None = None) -> Source:
     """Open a camera index, a stream URL, a video file, an image file or a folder of images.
@@ -473,8 +480,10 @@ def open_source(spec: str | int | Path, reconnect: bool = True, give_up: float |
     order, no reconnecting). ``reconnect`` and ``give_up`` (seconds without frames, None = never)
     apply to live sources only; ``on_event`` hears of their losses and of unreadable images skipped.
     """
-    if isinstance(spec, int):
-        return LiveSource(spec, reconnect=reconnect, give_up=give_up, on_event=on_event)
+    if isinstance(spec, int) or camera_device(spec) is not None:  # a camera (/dev/videoN is camera N)
+        index = spec if isinstance(spec, int) else camera_device(spec)
+        assert index is not None
+        return LiveSource(index, reconnect=reconnect, give_up=give_up, on_event=on_event)
     text = str(spec)
     if text.lower().startswith(FILE_URL_PREFIXES):
         cap = _open_capture(text, 10.0, 5.0)

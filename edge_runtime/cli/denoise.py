@@ -124,7 +124,7 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
     from edge_runtime.outputs import default_output
     from edge_runtime.pipeline import run_pipeline
     from edge_runtime.sinks import WindowSink
-    from edge_runtime.sources import open_source
+    from edge_runtime.sources import camera_device, open_source
 
     if overwrite and skip_existing:
         raise click.UsageError("give -y (replace existing outputs) or --skip-existing (keep them), not both")
@@ -149,7 +149,8 @@ def denoise(inputs: tuple[str, ...], output: str | None, camera: int | None, sam
         raise click.UsageError("--manifest, --shard, --ray and --workers are for a batch: a folder of videos or "
                                "several videos")
     spec: str | int = camera if camera is not None else str(sample_clip() if sample else input)
-    is_live = camera is not None or str(spec).lower().startswith(("rtsp:", "http:", "https:"))
+    is_live = (camera is not None or camera_device(spec) is not None
+               or str(spec).lower().startswith(("rtsp:", "http:", "https:")))
     if output is None and not is_live and not show:
         output = str(default_output(Path(str(spec))) if not sample else Path("sample_denoised.mp4"))
     if output is None and not show:

@@ -54,3 +54,18 @@ def test_a_camera_device_path_gets_the_video_model() -> None:
     for camera in ("/dev/video0", "/dev/video12", "0"):
         r = CliRunner().invoke(cli, ["info", "--for", camera])
         assert r.exit_code == 0 and f"used for    {camera} -> bundled model video.onnx" in r.output, r.output
+
+
+def test_a_camera_device_path_is_a_camera(tmp_path: Path) -> None:
+    """/dev/videoN is camera N (not "a device cannot be read"): like --camera, it needs -o or --show, and a camera
+    that is not there is one clear error with nothing written. (This machine has no camera at that index.)"""
+    from edge_runtime.sources import camera_device
+
+    assert camera_device("/dev/video3") == 3 and camera_device("/dev/video") is None
+    assert camera_device("/dev/video3x") is None and camera_device("video3") is None
+    r = CliRunner().invoke(cli, ["denoise", "/dev/video47"])
+    assert r.exit_code == 2 and "needs -o OUTPUT or --show" in r.output
+    out = tmp_path / "cam.mp4"
+    r = CliRunner().invoke(cli, ["denoise", "/dev/video47", "-o", str(out), "--give-up", "1"])
+    assert r.exit_code != 0 and "camera 47: cannot be opened" in r.output, r.output
+    assert not out.exists()
