@@ -310,6 +310,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     warnings = data_warnings(clips, det, r, frames)
     scene: dict[str, object] | None = None
     held_out: list[tuple[str, int, float]] = []
+    blended: tuple[float, float] | None = None  # scene, several clips: (in-sample threshold, held-out threshold)
     if det.base == "scene":
         cells = [np.stack(c.cells) for c in clips]  # (N, maps, rows, cols) each
         fitted = fit_scenes(np.concatenate(cells))
@@ -325,6 +326,7 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
                 fit_i = fit_scenes(np.concatenate([c for j, c in enumerate(cells) if j != i]))
                 held.append(smooth(combined_scene_scores(cells[i], fit_i), k))
             loo = threshold_for(np.concatenate(held), r)
+            blended = (thr, loo)
             thr = math.sqrt(thr * loo) if thr > 0 and loo > 0 else max(thr, loo)
         normal_thr = thr
         thr = max([thr, *floors])
@@ -356,6 +358,8 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
     }
     if floors:
         stats["threshold_camera_tolerance"] = float(max(floors))  # the largest of the nuisances' thresholds
+    if blended is not None:  # the scene threshold before the geometric mean (module doc)
+        stats["threshold_in_sample"], stats["threshold_held_out"] = float(blended[0]), float(blended[1])
     if held_out:
         stats["false_alarm_held_out_mean"] = float(np.mean([h[2] for h in held_out]))
         stats["false_alarm_held_out_worst"] = float(max(h[2] for h in held_out))

@@ -322,6 +322,10 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
                f"(mean {s['mean']:.4g}, p99 {s['p99']:.4g}, max {s['max']:.4g}); "
                f"{100 * s['false_alarm_on_calibration']:.2f} % of them flagged "
                f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)
+    if "threshold_in_sample" in s:
+        click.echo(f"scene threshold {s['threshold_normal_frames']:.6g}: the geometric mean of "
+                   f"{s['threshold_in_sample']:.6g} (scores against statistics fitted on the same frames: too tight) "
+                   f"and {s['threshold_held_out']:.6g} (each clip against the other clips' statistics)", err=True)
     if cal.threshold > s["threshold_normal_frames"]:
         click.echo(f"camera tolerance: threshold raised from {s['threshold_normal_frames']:.6g} (the normal frames "
                    f"alone) so that the normal frames {100 * EXPOSURE_STEP:g} % darker or brighter, or moved by "

@@ -4,6 +4,7 @@ object flagged in a real clip that is not flagged without it."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,12 @@ def test_pasted_moving_object_is_flagged_and_the_clip_without_it_is_not(tmp_path
                                  "-o", str(model), "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert "leave-one-clip-out estimate" in r.output
+    # the scene threshold's rule is said, with its two parts: their geometric mean is the threshold printed
+    number = r"([\d.e+-]+)"
+    m = re.search(rf"scene threshold {number}: the geometric mean of {number} \(.*?\) and {number} \(", r.output)
+    assert m is not None, r.output
+    thr, inside, held = (float(v) for v in m.groups())
+    assert thr == pytest.approx((inside * held) ** 0.5, rel=1e-4) and held > inside
     frames = read_frames(shared(f"{PED2}/07.mp4"))
     for name, clip in (("plain", frames), ("object", _paste(frames, 40, 80))):
         write_video(tmp_path / f"{name}.mkv", clip, 10.0)
