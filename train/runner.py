@@ -123,9 +123,13 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
     last_val = last_log = start
     metrics: dict[str, Any] = {}
 
+    validated_at = -1  # the step whose weights ``metrics`` describes
+
     def checkpoint(done: int, final: bool = False) -> None:
-        nonlocal metrics
-        metrics = {"steps": done, "minutes": round((time.monotonic() - start) / 60, 2), **validate()}
+        nonlocal metrics, validated_at
+        if validated_at != done:  # (the final checkpoint right after a periodic one: validated already)
+            metrics = {"steps": done, "minutes": round((time.monotonic() - start) / 60, 2), **validate()}
+            validated_at = done
         meta.update(metrics=metrics, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     complete=final)
         save_checkpoint(out, model, meta)
@@ -179,6 +183,7 @@ def run_training(cfg: TrainConfig, model: nn.Module, optimizer: Callable[..., to
             log(f"kept the weights of step {best[1]} (validation loss {best[0]:.5f}, the lowest); "
                 "later steps fit the training data better but held-out data worse")
             model.load_state_dict(best[2])
+            validated_at = -1  # other weights now: validate them
         meta["best_step"] = best[1]
     checkpoint(done, final=True)
     log(f"wrote {out} after {done} steps in {metrics['minutes']} min")

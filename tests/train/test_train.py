@@ -203,3 +203,21 @@ def test_a_level_model_starts_from_the_blind_model_and_exports_a_strength_input(
     assert model.card.input.strength == "strength"
     planes = np.random.default_rng(0).random((1, 3, 32, 48), dtype=np.float32)
     assert not np.array_equal(model.run(planes, strength=1.0), model.run(planes, strength=3.0))
+
+
+def test_the_last_checkpoint_validates_once(tmp_path: Path) -> None:
+    """A checkpoint after every step (val_every_s 0): the final one comes right after the last periodic one and
+    does not validate the same weights again (the walkthrough saw the last validation line printed twice)."""
+    import numpy as np
+
+    from tests.helpers import DATA
+
+    table = tmp_path / "few.csv"
+    np.savetxt(table, np.loadtxt(DATA / "digits.csv.gz", delimiter=",", dtype=np.int64)[:60], fmt="%d",
+               delimiter=",")
+    conf = tmp_path / "conf.json"
+    conf.write_text('{"model": {}, "val_every_s": 0, "epochs": 1, "steps_per_epoch": 5}')
+    r = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--config", str(conf), "--family", "undercomplete",
+                                 str(table), "--threads", "1", "--channels", "1", "-o", str(tmp_path / "uc.pt")])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("validation: reconstruction MSE") == 5, r.output
