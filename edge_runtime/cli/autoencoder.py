@@ -72,8 +72,8 @@ def encode(model: str, input: str, output: str, max_frames: int | None, overwrit
     z = ae.encode(frames).astype(np.float32)
     with atomic_path(out, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.save(f, z)
-    what = f"windows of {ae.sequence_length} frames" if ae.layout == "NTF" else "frames"
-    click.echo(f"wrote {out}: {z.shape[0]} codes of size {z.shape[1]} ({len(frames)} input frames, {what})", err=True)
+    per = f"one per window of {ae.sequence_length} frames" if ae.layout == "NTF" else "one per frame"
+    click.echo(f"wrote {out}: {z.shape[0]} codes of size {z.shape[1]} ({per}; {len(frames)} input frames)", err=True)
 
 
 @click.command()
