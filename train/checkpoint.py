@@ -24,6 +24,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     payload = {**meta, "format": FORMAT, "version": VERSION, "state_dict": state}  # meta never replaces the weights
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600: give the checkpoint a normal file's mode
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()

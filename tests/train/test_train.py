@@ -221,3 +221,17 @@ def test_the_last_checkpoint_validates_once(tmp_path: Path) -> None:
                                  str(table), "--threads", "1", "--channels", "1", "-o", str(tmp_path / "uc.pt")])
     assert r.exit_code == 0, r.output
     assert r.output.count("validation: reconstruction MSE") == 5, r.output
+
+
+def test_a_checkpoint_gets_a_normal_files_mode(tmp_path: Path) -> None:
+    """Written through a private temporary file, the checkpoint still gets the mode any new file gets (the
+    umask's), not the temporary file's 0600."""
+    import os
+
+    from train.checkpoint import save_checkpoint
+
+    out = tmp_path / "m.pt"
+    save_checkpoint(out, torch.nn.Linear(2, 2), {"task": "x"})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
