@@ -4,7 +4,8 @@
 
 The clips, the noise and the PSNR are those of ``benchmarks.video_denoise`` (held-out clips, AWGN added to the
 decoded uint8 frames with the same seeds, mean per-frame PSNR per clip, then the mean over clips). ffmpeg (the
-binary of the imageio-ffmpeg package the runtime already uses, or ``--ffmpeg``) reads the noisy frames as raw
+binary of the imageio-ffmpeg package, which edge-ae does not depend on: ``pip install imageio-ffmpeg``; else an
+ffmpeg on PATH, or ``--ffmpeg``) reads the noisy frames as raw
 BGR from a pipe, converts them to planar RGB (gbrp: no YUV rounding), runs the filter with ``-filter_threads``
 threads and writes raw BGR back. Each filter's strength is chosen per sigma from a grid on these same frames,
 in the filter's favour. atadenoise and fftdnoiz (prev = next = 1) also read future frames; hqdn3d and nlmeans,
