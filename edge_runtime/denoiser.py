@@ -184,10 +184,15 @@ class Denoiser:
         """A recurrent model on planes and their state (same size): tiled like ``_run``, the state padded,
         cut into tiles and put back together exactly like the frame."""
         h, w = x.shape[2:]
+        m = self.spec.spatial_multiple
+        tiles = _tiles(h, w, self.tile)
+        if len(tiles) == 1:  # one tile: the outputs as they come, cropped (no copies into new arrays)
+            out, st = self.model.run_state(pad_planes(np.ascontiguousarray(x), m),
+                                           pad_planes(np.ascontiguousarray(state), m))
+            return out[:, :, :h, :w], st[:, :, :h, :w]
         y = np.empty(x.shape, dtype=np.float32)
         nxt = np.empty(state.shape, dtype=np.float32)
-        m = self.spec.spatial_multiple
-        for (ya, yb, xa, xb), (y0, y1, x0, x1) in _tiles(h, w, self.tile):
+        for (ya, yb, xa, xb), (y0, y1, x0, x1) in tiles:
             th, tw = yb - ya, xb - xa
             out, st = self.model.run_state(pad_planes(np.ascontiguousarray(x[:, :, ya:yb, xa:xb]), m),
                                            pad_planes(np.ascontiguousarray(state[:, :, ya:yb, xa:xb]), m))

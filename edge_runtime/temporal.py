@@ -92,6 +92,7 @@ class TemporalFilter:
         self.sigma = 0.0  # the last frame's noise estimate (uint8 levels)
         self.still = False  # set by a stream that watches the camera: it is still, so the spread applies
         self.spread: float | None = None  # the output's change where nothing moves, from the still frames before
+        self._sample: np.ndarray = np.zeros((0, 0), np.float32)  # the last blurred change before resizing
 
     def reset(self) -> None:
         """Forget the past: the next frame passes as it is."""
@@ -105,10 +106,12 @@ class TemporalFilter:
         return max(2, int(np.sqrt(h * w / 30000)))
 
     @classmethod
-    def quantiles(cls, motion: np.ndarray) -> tuple[float, float]:
-        """The values at sorted positions n // 4 and n // 2 of ``motion`` (H, W) on the noise grid (n samples)."""
-        step = cls.grid_step(*motion.shape[:2])
-        v = motion[::step, ::step].ravel()
+    def quantiles(cls, blurred: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+        """The values at sorted positions n // 4 and n // 2 of the blurred change ``blurred`` (at half size, as
+        ``_motion`` makes it, for frames of ``size``) on a grid of step (s + 1) // 2, s the noise grid's (n
+        samples, about 30,000 / 4 of them)."""
+        step = (cls.grid_step(*size) + 1) // 2 if blurred.shape != size else cls.grid_step(*size)
+        v = blurred[::step, ::step].ravel()
         low, mid = v.size // 4, v.size // 2
         part = np.partition(v, (low, mid))
         return float(part[low]), float(part[mid])
@@ -134,9 +137,11 @@ class TemporalFilter:
             d = cv2.cvtColor(d, cv2.COLOR_BGR2GRAY)
         h, w = d.shape
         if min(h, w) < 32:
-            return cv2.GaussianBlur(d.astype(np.float32), (0, 0), self.blur)
+            self._sample = cv2.GaussianBlur(d.astype(np.float32), (0, 0), self.blur)
+            return self._sample
         half = cv2.resize(d, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
-        return cv2.resize(cv2.GaussianBlur(half, (0, 0), self.blur / 2), (w, h), interpolation=cv2.INTER_LINEAR)
+        self._sample = cv2.GaussianBlur(half, (0, 0), self.blur / 2)  # the spread's samples come from here
+        return cv2.resize(self._sample, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def run_graph(self, session: Any, frame: Any, result: Any, size: tuple[int, int], blend: float = 1.0) -> np.ndarray:
         """The same filter as its ONNX graph (``models/temporal_filter.onnx``, made by ``export.temporal_graph``)
@@ -193,7 +198,7 @@ class TemporalFilter:
         diff = self._motion(result, last)
         mid, cut_level = 0.0, np.inf
         if self.still:  # the camera is still: the threshold may follow the spread of the change
-            low, mid = self.quantiles(diff)
+            low, mid = self.quantiles(self._sample, diff.shape)
             if self.spread is not None and self.spread > limit:  # the output changes by more than the noise
                 # estimate allows everywhere: the model leaves correlated noise (else the rule stays out of the way)
                 limit = SPREAD_GAIN * self.spread

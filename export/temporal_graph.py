@@ -21,8 +21,8 @@ Outputs:
     output  uint8 (1, H, W, 3)  the filtered frame
     state   float32 (1, H, W, 3) the next ``prev``
     sigma   float32 (1,)        the frame's noise estimate (uint8 levels)
-    spread  float32 (1,)        the value at sorted position n // 4 of the blurred change on the grid (n samples):
-                                the host's ``TemporalFilter.spread`` comes from it
+    spread  float32 (1,)        the value at sorted position n // 4 of the blurred change at half size on a grid of
+                                step (s + 1) // 2 (n samples): the host's ``TemporalFilter.spread`` comes from it
 
 Same steps as the OpenCV version: the luma-weighted change |result - round(prev)|, averaged to half size,
 blurred by a 9-tap Gaussian (sigma ``blur``/2 = 1 half-size pixel, mirrored borders), resized back
@@ -151,8 +151,10 @@ def filter_model() -> onnx.ModelProto:
         n("Mul", ["a_sum", "half_f"], ["mad"]),
         n("Mul", ["mad", "mad_scale"], ["sigma"]),
         # the spread of the change and its median: the values at sorted positions n // 4 and n // 2 of the blurred
-        # change on the grid
-        n("Slice", ["motion", "m_starts", "m_ends", "m_axes", "grid"], ["mg"]),
+        # change at half size, on a grid of step (s + 1) // 2 (s: the noise grid's)
+        n("Add", ["grid", "one_i"], ["grid_1"]),
+        n("Div", ["grid_1", "two_i"], ["half_grid"]),
+        n("Slice", ["bhv", "m_starts", "m_ends", "m_axes", "half_grid"], ["mg"]),
         n("Reshape", ["mg", "flat"], ["mflat"]),
         n("Shape", ["mflat"], ["m_count"]),
         n("Div", ["m_count", "four_i"], ["q_i"]),
