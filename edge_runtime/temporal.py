@@ -30,11 +30,12 @@ Camera noise (issue 13, real noise): a camera's noise is spatially correlated (d
 JPEG) and the models leave much of it, so their output changes from frame to frame by more than k x the residual
 estimate above, and the filter took every frame for a cut (on the development segments with simulated camera noise
 it added nothing at all). So while the stream knows the camera is still (``still``, set from its ``CameraMotion``;
-frames under 320 pixels count as unknown), the threshold is also at least ``SPREAD_GAIN`` x the spread of the
-output's own change (its lower quartile on the noise grid, from the frames before; it may grow by
-``SPREAD_GROWTH`` per frame at most), and a frame whose median change exceeds ``CUT_SPREAD`` x the spread is a
-cut. Chosen on the same development segments with three simulated cameras each (gain 3 / 4 / 5 / 6: +0.27 / +0.38
-/ +0.47 / +0.54 dB over the filter without it on average, AWGN unchanged up to 5, a frame 0.44 dB down at 6; 4 kept).
+frames under 320 pixels count as unknown; strength 1 or more) and the spread of the output's own change (its lower
+quartile, from the frames before; it may grow by ``SPREAD_GROWTH`` per frame at most) exceeds the threshold from
+the noise estimate, the threshold is ``SPREAD_GAIN`` x the spread instead, and a frame whose median change exceeds
+``CUT_SPREAD`` x the spread is a cut. Chosen on the same development segments with three simulated cameras each
+(gain 3 / 4 / 5 / 6: +0.27 / +0.38 / +0.47 / +0.54 dB over the filter without it on average, AWGN unchanged up to
+5, a frame 0.44 dB down at 6; 4 kept); the condition on the spread came after a held-out clip (constants below).
 numpy and OpenCV only; one filter per stream, not shared between threads.
 """
 
@@ -52,7 +53,7 @@ RECURRENT = (0.9, 0.3)  # after a recurrent model (its output already carries th
 CUT_SHARE = 0.5  # more of the frame than this changed: nothing of the past is blended in (a cut)
 _FLOOR = 0.5  # levels: the motion threshold never falls below this (clean input: only still pixels blend)
 # While the camera is known to be still and the spread of the output's own change (the lower quartile of the
-# blurred change on the noise grid, from the frames before) exceeds the threshold from the noise estimate: a model
+# blurred change, sampled at half size, from the frames before) exceeds the threshold from the noise estimate: a model
 # has left spatially correlated camera noise largely in place, so its output changes from frame to frame by more
 # than k x the residual noise estimate, and every frame would count as a cut. Then the threshold is SPREAD_GAIN
 # times the spread, and a frame whose median change exceeds CUT_SPREAD times the spread is a cut as well (with the
