@@ -406,9 +406,9 @@ class DenoiseStream:
         if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 8:
             return self.denoiser
         moving = self.camera(frame)
+        if self.filter is not None:  # a camera known to be still: the filter may follow the spread of the change
+            self.filter.still = self._still(frame, moving)
         if not self.denoiser.follows_camera:  # the camera is watched for the filter only
-            if self.filter is not None:
-                self.filter.still = self._still(frame, moving)
             return self.denoiser
         if moving != self.moving:
             self.moving = moving
@@ -419,9 +419,6 @@ class DenoiseStream:
         assert den is not None
         if self.filter is not None:
             self.filter.max_weight, self.filter.k = den.filter_params()
-            # a camera known to be still (frames too small to tell count as unknown): the filter's threshold may
-            # follow the spread of the output's own change (TemporalFilter.spread)
-            self.filter.still = self._still(frame, moving)
         return den
 
     def _still(self, frame: np.ndarray, moving: bool) -> bool:
