@@ -81,7 +81,7 @@ class DetectSink:
         if self.video_path is not None and self.video is None:
             h, w = frame.image.shape[:2]
             fps = self.source.fps or (IMAGE_FPS if self.source.kind == "images" else 25.0)
-            like = self.source.path if self.source.kind == "video" else None
+            like = (self.source.path or self.source.description) if self.source.kind == "video" else None
             self.video = VideoSink(self.video_path, fps, (w, h + BAR), like=like, timestamps=self.source.live,
                                    overwrite=self.overwrite)
 

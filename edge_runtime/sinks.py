@@ -42,7 +42,7 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: Path | None = None,
-                 like: Path | None = None, encoding: Encoding | None = None, timestamps: bool = False,
+                 like: Path | str | None = None, encoding: Encoding | None = None, timestamps: bool = False,
                  overwrite: bool = True) -> None:
         from edge_runtime.media import probe
 
@@ -260,8 +260,9 @@ class FrameSink:
         self.output = output
         self.encoding = encoding
         self.overwrite = overwrite
-        self.like = source.path if source.kind == "video" else None
-        self.audio_from = self.like if audio else None
+        self.audio_from = source.path if source.kind == "video" and audio else None
+        # the input's format is followed also for the URL of a video file (probed from the URL)
+        self.like: Path | str | None = (source.path or source.description) if source.kind == "video" else None
         self.video: VideoSink | None = None
         self.folder: ImageFolderSink | None = None
         self.notes: list[str] = []

@@ -139,9 +139,6 @@ def write_through_pipeline(spec: str | Path, out: Path) -> list[np.ndarray]:
     return read_frames(out)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: FrameSink follows source.path only (edge_runtime/sinks.py:263), "
-                   "and a URL's VideoSource has no path, so the output is never probed from the URL; the fix is in "
-                   "sinks.py, outside this branch's files. Remove this mark with that fix.")
 def test_http_url_of_a_full_range_file_is_written_full_range(clip: tuple[Path, list[bytes]], web: str,
                                                              tmp_path: Path) -> None:
     from_file = write_through_pipeline(clip[0], tmp_path / "from_file.mp4")
