@@ -98,7 +98,7 @@ def build_card(spec: FamilySpec, model: nn.Module, payload: dict[str, Any], prec
         outputs=dict(spec.outputs_of(model)),
         precision=precision,
         noise=payload.get("noise"),
-        anomaly=(AnomalySpec(score=getattr(model, "anomaly_score", spec.score))
+        anomaly=(AnomalySpec(score=getattr(model, "anomaly_score", spec.score), smoothing=spec.smoothing)
                  if task == "anomaly" and spec.score is not None else None),
         state=state,
         metrics=dict(payload.get("metrics", {})),

@@ -61,6 +61,7 @@ class FamilySpec:
     outputs: Mapping[str, str]  # graph output name -> role, in the order the network returns them
     objective: Objective | None = None  # loss and parts on a clean batch; every fixed-size family has one
     score: str | None = "mse"  # the anomaly score a card names by default; None: no anomaly task
+    smoothing: int = 1  # the card's default smoothing of that score: the mean of the last k frames' scores
     arguments: Callable[[int, int | None, int | None], dict[str, Any]] = flat_arguments  # (C, H, W) -> kwargs
     code_argument: str | None = "bottleneck"  # the keyword --bottleneck sets; None: no free code size
     extra_inputs: tuple[ExtraInput, ...] = ()

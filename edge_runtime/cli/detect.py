@@ -297,7 +297,7 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
       edge-ae calibrate hall.onnx normal_day.mp4 --max-false-alarm 0.01
       edge-ae calibrate hall.onnx --camera 0 --max-frames 600 -o hall_cam0.onnx
     """
-    from edge_runtime.calibration import EXPOSURE_STEP, SHIFT_PIXELS
+    from edge_runtime.calibration import EXPOSURE_STEP, HELD_OUT_WEIGHT, SHIFT_PIXELS
     from edge_runtime.calibration import calibrate as run_calibration
     from edge_runtime.files import same_file
     from edge_runtime.outputs import check_file_output
@@ -323,9 +323,10 @@ def calibrate(model: str, normal_data: tuple[str, ...], camera: int | None, quan
                f"{100 * s['false_alarm_on_calibration']:.2f} % of them flagged "
                f"(allowed {100 * s['max_false_alarm']:.2f} %)", err=True)
     if "threshold_in_sample" in s:
-        click.echo(f"scene threshold {s['threshold_normal_frames']:.6g}: the geometric mean of "
-                   f"{s['threshold_in_sample']:.6g} (scores against statistics fitted on the same frames: too tight) "
-                   f"and {s['threshold_held_out']:.6g} (each clip against the other clips' statistics)", err=True)
+        click.echo(f"scene threshold {s['threshold_normal_frames']:.6g}: {s['threshold_in_sample']:.6g} ** "
+                   f"{1 - HELD_OUT_WEIGHT:g} (scores against statistics fitted on the same frames: too tight) times "
+                   f"{s['threshold_held_out']:.6g} ** {HELD_OUT_WEIGHT:g} (each clip against the other clips' "
+                   "statistics: too loose)", err=True)
     if cal.threshold > s["threshold_normal_frames"]:
         click.echo(f"camera tolerance: threshold raised from {s['threshold_normal_frames']:.6g} (the normal frames "
                    f"alone) so that the normal frames {100 * EXPOSURE_STEP:g} % darker or brighter, or moved by "

@@ -31,12 +31,17 @@ def test_videos_train_the_predictor_by_default(tmp_path: Path) -> None:
     card = read_card(model)
     assert card.family == "predictor" and card.input.past_frames == 4 and card.input.channels == 1
     assert (card.input.height, card.input.width) == (80, 120) and card.anomaly.score == "scene"
+    assert card.anomaly.smoothing == 4  # the predictor's default: the mean of the last 4 frames' scores
 
 
 def test_score_of_frame_t_never_depends_on_later_frames() -> None:
     det = AnomalyDetector(predictor_model(), device="cpu", threads=1, score="mse")
+    assert det.smoothing == 4  # the card's default
     frames = read_frames(shared(f"{PED2}/06.mp4"), 30)
-    full = [det.score(f).raw for f in frames]
+    results = [det.score(f) for f in frames]
+    full = [r.raw for r in results]
+    for t in (0, 1, 3, 7, 29):  # the score compared with the threshold: the mean of the last 4 (fewer at the start)
+        assert results[t].score == pytest.approx(np.mean(full[max(0, t - 3) : t + 1]), rel=1e-9), t
     rng = np.random.default_rng(0)
     for t in (0, 3, 4, 12):
         det.reset()
@@ -70,12 +75,12 @@ def test_pasted_moving_object_is_flagged_and_the_clip_without_it_is_not(tmp_path
                                  "-o", str(model), "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert "leave-one-clip-out estimate" in r.output
-    # the scene threshold's rule is said, with its two parts: their geometric mean is the threshold printed
+    # the scene threshold's rule is said, with its two parts: their weighted geometric mean is the threshold printed
     number = r"([\d.e+-]+)"
-    m = re.search(rf"scene threshold {number}: the geometric mean of {number} \(.*?\) and {number} \(", r.output)
+    m = re.search(rf"scene threshold {number}: {number} \*\* 0.4 \(.*?\) times {number} \*\* 0.6 \(", r.output)
     assert m is not None, r.output
     thr, inside, held = (float(v) for v in m.groups())
-    assert thr == pytest.approx((inside * held) ** 0.5, rel=1e-4) and held > inside
+    assert thr == pytest.approx(inside**0.4 * held**0.6, rel=1e-4) and held > inside
     frames = read_frames(shared(f"{PED2}/07.mp4"))
     for name, clip in (("plain", frames), ("object", _paste(frames, 40, 80))):
         write_video(tmp_path / f"{name}.mkv", clip, 10.0)
