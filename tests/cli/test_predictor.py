@@ -74,7 +74,7 @@ def test_pasted_moving_object_is_flagged_and_the_clip_without_it_is_not(tmp_path
     r = CliRunner().invoke(cli, ["calibrate", str(predictor_model()), *normal, "--max-false-alarm", "0.02",
                                  "-o", str(model), "--threads", "1"])
     assert r.exit_code == 0, r.output
-    assert "leave-one-clip-out estimate" in r.output
+    assert "leave-one-clip-out estimate" in r.output and "an upper estimate for the scene score" in r.output
     # the scene threshold's rule is said, with its two parts: their weighted geometric mean is the threshold printed
     number = r"([\d.e+-]+)"
     m = re.search(rf"scene threshold {number}: {number} \*\* 0.4 \(.*?\) times {number} \*\* 0.6 \(", r.output)
