@@ -86,6 +86,8 @@ class AnomalyResult:
     index: int  # frames scored since the detector started or was reset
     # scene score: the cell means (rows, cols) of each error map it uses (the prediction's, then the appearance's)
     cells: tuple[np.ndarray, ...] = ()
+    # a predictor's first frames of a stream (fewer real past frames than it reads): scored, never flagged
+    warmup: bool = False
 
 
 def _roles(card: ModelCard) -> set[str]:
@@ -398,10 +400,17 @@ class AnomalyDetector:
     def score(self, frame: np.ndarray) -> AnomalyResult:
         """Score one uint8 frame (H x W grey or H x W x 3 BGR) of the stream."""
         raw, error_map, cells = self._raw(frame)
-        self._recent.append(raw)
-        value = float(np.mean(self._recent)) if len(self._recent) > 1 else raw
-        flag = None if self.threshold is None else bool(value > self.threshold)
-        result = AnomalyResult(value, raw, flag, error_map.astype(np.float32, copy=False), self._count, cells)
+        # A predictor's first past_frames frames of a stream stand the first frame in for the past they lack, so
+        # anything that moves is "unpredicted" (on Ped2 they score like anomalies): they are not flagged, do not
+        # enter the smoothing, and calibration leaves them out.
+        warmup = self._count < self.past_frames
+        if warmup:
+            value, flag = raw, (None if self.threshold is None else False)
+        else:
+            self._recent.append(raw)
+            value = float(np.mean(self._recent)) if len(self._recent) > 1 else raw
+            flag = None if self.threshold is None else bool(value > self.threshold)
+        result = AnomalyResult(value, raw, flag, error_map.astype(np.float32, copy=False), self._count, cells, warmup)
         self._count += 1
         return result
 

@@ -209,13 +209,15 @@ def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: i
                             [[] for _ in nuisances], [[] for _ in nuisances])
                 clips.append(clip)
             r = detector.score(im)
+            changed = [d.score(nuisance.apply(im, d.ae.size)) for nuisance, d in nuisances]
+            if r.warmup:  # a predictor's first frames of a stream are never flagged: they set nothing here
+                continue
             clip.raw.append(r.raw)
             if detector.base == "scene":
                 clip.cells.append(np.stack(r.cells))
-            for j, (nuisance, d) in enumerate(nuisances):
-                rn = d.score(nuisance.apply(im, d.ae.size))
+            for j, rn in enumerate(changed):
                 clip.nuisance_raw[j].append(rn.raw)
-                if d.base == "scene":
+                if detector.base == "scene":
                     clip.nuisance_cells[j].append(np.stack(rn.cells))
             flat = r.error_map.ravel()
             maps.append(flat if flat.size <= MAP_SAMPLES else rng.choice(flat, MAP_SAMPLES, replace=False))
@@ -228,6 +230,11 @@ def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: i
             break
     if not total:
         msg = f"no frames could be read from {', '.join(map(str, data))}"
+        raise CalibrationError(msg)
+    clips = [c for c in clips if c.raw]
+    if not clips:
+        msg = (f"{', '.join(map(str, data))}: {total} frame(s), each among the first {detector.past_frames} of its "
+               "stream, which the predictor does not score (it has no past yet); give longer normal clips")
         raise CalibrationError(msg)
     return clips, np.concatenate(maps)
 
