@@ -165,5 +165,6 @@ def detect_stream(detector: AnomalyDetector, source: Source, scores_path: Path |
                       overwrite)
     detector.reset()
     progress = (lambda _: on_frame(report)) if on_frame is not None else None
-    run_pipeline(source, detector.score, sink, max_frames=max_frames, on_frame=progress, report=report)
+    # the detector itself (callable, with reset()): the pipeline restarts its window when a live source reconnects
+    run_pipeline(source, detector, sink, max_frames=max_frames, on_frame=progress, report=report)
     return report

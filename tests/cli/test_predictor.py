@@ -101,3 +101,46 @@ def test_pasted_moving_object_is_flagged_and_the_clip_without_it_is_not(tmp_path
         det.reset()
         flags = [det.score(f).flag for f in noise]
         assert flags == [False] * 4 + [True] * 3, flags
+
+
+def test_detect_restarts_the_predictor_when_a_live_source_reconnects(tmp_path: Path) -> None:
+    """A reconnect leaves a gap: the frames before it are no past for the ones after it. The detector's window
+    restarts, so the first frames after a reconnect are warm-up frames (never flagged), as at the start."""
+    from edge_runtime.calibration import calibrate
+    from edge_runtime.detect import detect_stream
+    from edge_runtime.sources import VideoSource
+
+    clip = shared(f"{PED2}/07.mp4")
+    model = tmp_path / "cal.onnx"
+    calibrate(predictor_model(), [str(shared(f"{PED2}/{c:02d}.mp4")) for c in (5, 6)], 0.05, out=model,
+              device="cpu", threads=1, tolerance=False)
+
+    class Reconnecting(VideoSource):
+        """The real clip, reporting a reconnect before frame 6 as a LiveSource counts one."""
+
+        reconnects = 0
+        live = True
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for frame in super().__iter__():
+                if frame.index == 6:
+                    self.reconnects = 1
+                yield frame
+
+    seen: list[tuple[int, bool]] = []
+
+    class Recording(AnomalyDetector):
+        def score(self, frame: np.ndarray):  # type: ignore[no-untyped-def]
+            r = super().score(frame)
+            seen.append((r.index, r.warmup))
+            return r
+
+        __call__ = score
+
+    src = Reconnecting(clip)
+    try:
+        detect_stream(Recording(model, device="cpu", threads=1), src, tmp_path / "s.csv", max_frames=12)
+    finally:
+        src.close()
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]
+    assert [w for _, w in seen] == ([True] * 4 + [False] * 2) * 2
