@@ -264,7 +264,7 @@ def bench_ped2_cli(tmp: Path, minutes: float, keep: Path | None = None, trained:
 
     def run(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(score, unsmoothed score, flag) of each frame after a predictor's warm-up (its first frames of a
-        stream, scored but never flagged), and of every frame for other models."""
+        stream: score 0, never flagged), and of every frame for other models."""
         det.reset()
         r = [x for x in (det.score(f) for f in frames) if not x.warmup]
         return np.array([x.score for x in r]), np.array([x.raw for x in r]), np.array([bool(x.flag) for x in r])

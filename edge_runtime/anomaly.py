@@ -86,7 +86,7 @@ class AnomalyResult:
     index: int  # frames scored since the detector started or was reset
     # scene score: the cell means (rows, cols) of each error map it uses (the prediction's, then the appearance's)
     cells: tuple[np.ndarray, ...] = ()
-    # a predictor's first frames of a stream (fewer real past frames than it reads): scored, never flagged
+    # a predictor's first frames of a stream (fewer real past frames than it reads): score 0, never flagged
     warmup: bool = False
 
 
@@ -401,11 +401,12 @@ class AnomalyDetector:
         """Score one uint8 frame (H x W grey or H x W x 3 BGR) of the stream."""
         raw, error_map, cells = self._raw(frame)
         # A predictor's first past_frames frames of a stream stand the first frame in for the past they lack, so
-        # anything that moves is "unpredicted" (on Ped2 they score like anomalies): they are not flagged, do not
-        # enter the smoothing, and calibration leaves them out.
+        # anything that moves is "unpredicted" (on Ped2 they score like anomalies): their score is 0 (nothing to
+        # compare yet; ``raw`` keeps their own), they are never flagged, do not enter the smoothing, and
+        # calibration leaves them out.
         warmup = self._count < self.past_frames
         if warmup:
-            value, flag = raw, (None if self.threshold is None else False)
+            value, flag = 0.0, (None if self.threshold is None else False)
         else:
             self._recent.append(raw)
             value = float(np.mean(self._recent)) if len(self._recent) > 1 else raw
