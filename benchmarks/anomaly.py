@@ -671,6 +671,28 @@ def write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> int:
     return max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(frames, back, strict=True))
 
 
+def _static_scene_cli(tmp: Path, name: str, video: str, frames: list[np.ndarray], span: tuple[int, int], fps: float,
+                      minutes: float, family: str | None, keep: Path | None, trained: Path | None,
+                      tolerance: bool) -> tuple[AnomalyDetector, np.ndarray, dict[str, Any], float, int]:
+    """A still scene through the CLI defaults: ``frames[span]`` (inclusive) written losslessly as ``video``.mkv at
+    ``fps``, ``edge-ae train --task anomaly`` on it (or ``trained``), ``edge-ae calibrate`` on the same video with
+    ``--max-false-alarm 0`` (``--no-tolerance`` unless ``tolerance``), then every frame scored in order.
+    Returns (detector, scores, training metadata, training seconds, max pixel difference after writing)."""
+    a, b = span
+    scene = tmp / f"{video}.mkv"
+    diff = write_lossless(scene, frames[a : b + 1], fps)
+    ckpt, model, cal = tmp / f"{name}.pt", tmp / f"{name}.onnx", tmp / f"{name}_cal.onnx"
+    t0 = time.time()
+    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
+    model, meta = _train_cli([str(scene), *chosen], minutes, ckpt, model, keep, trained)
+    train_s = time.time() - t0
+    print(_cli(["calibrate", str(model), str(scene), "--max-false-alarm", "0", "-o", str(cal),
+               *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
+    _keep(cal, keep)
+    det = AnomalyDetector(cal, device="cpu", threads=1)
+    return det, np.array([det.score(f).score for f in frames]), meta, train_s, diff
+
+
 def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", family: str | None = None,
                     keep: Path | None = None, trained: Path | None = None, tolerance: bool = True) -> dict[str, Any]:
     """The Intel empty room through the command line with default options, as a user with a camera would do
@@ -687,18 +709,8 @@ def bench_intel_cli(tmp: Path, minutes: float, train_frames: str = "0-50", famil
     if b >= INTEL_PEOPLE[0][0]:
         msg = f"training frames must be empty-room frames (0-{INTEL_PEOPLE[0][0] - 1})"
         raise SystemExit(msg)
-    room = tmp / "empty_room.mkv"
-    diff = write_lossless(room, frames[a : b + 1], 10.0)
-    ckpt, model, cal = tmp / "intel.pt", tmp / "intel.onnx", tmp / "intel_cal.onnx"
-    t0 = time.time()
-    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
-    model, meta = _train_cli([str(room), *chosen], minutes, ckpt, model, keep, trained)
-    train_s = time.time() - t0
-    print(_cli(["calibrate", str(model), str(room), "--max-false-alarm", "0", "-o", str(cal),
-               *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
-    _keep(cal, keep)
-    det = AnomalyDetector(cal, device="cpu", threads=1)
-    s = np.array([det.score(f).score for f in frames])
+    det, s, meta, train_s, diff = _static_scene_cli(tmp, "intel", "empty_room", frames, (a, b), 10.0, minutes,
+                                                    family, keep, trained, tolerance)
     out: dict[str, Any] = {"task": "intel_empty_room_cli_defaults", "minutes": minutes, "train_s": round(train_s, 1),
                            "family": meta["config"]["family"], "model": meta["config"]["model"],
                            "steps": meta["metrics"].get("steps"), "score": det.score_name,
@@ -742,18 +754,8 @@ def bench_bottle_cli(tmp: Path, minutes: float, family: str | None = None, keep:
     cap.release()
     frames = _frames(BOTTLE)
     a, b = BOTTLE_TRAIN
-    scene = tmp / "bottles.mkv"
-    diff = write_lossless(scene, frames[a : b + 1], fps)
-    ckpt, model, cal = tmp / "bottle.pt", tmp / "bottle.onnx", tmp / "bottle_cal.onnx"
-    t0 = time.time()
-    chosen = ["--family", family] if family else []  # default: the family --task anomaly picks
-    model, meta = _train_cli([str(scene), *chosen], minutes, ckpt, model, keep, trained)
-    train_s = time.time() - t0
-    print(_cli(["calibrate", str(model), str(scene), "--max-false-alarm", "0", "-o", str(cal),
-               *([] if tolerance else ["--no-tolerance"])]).strip(), flush=True)
-    _keep(cal, keep)
-    det = AnomalyDetector(cal, device="cpu", threads=1)
-    s = np.array([det.score(f).score for f in frames])
+    det, s, meta, train_s, diff = _static_scene_cli(tmp, "bottle", "bottles", frames, (a, b), fps, minutes, family,
+                                                    keep, trained, tolerance)
     m = _intel_metrics(s, BOTTLE_ANOMALOUS, b, det.threshold, det.stats, fps=fps, changed=BOTTLE_MOVED)
     m = {_BOTTLE_KEYS.get(k, k): v for k, v in m.items()}
     m["timing"] = [{("span" if k == "person" else k.replace("person", "span")): v for k, v in row.items()}
