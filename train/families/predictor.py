@@ -39,7 +39,7 @@ APPEARANCE_BATCH = 8  # stacks of a batch whose present frame trains the branch 
 # The card's default smoothing: the score compared with the threshold is the mean of the last 4 frames' scene
 # scores (causal). Chosen on Ped2 clips 09-12 with objects pasted into 11 and 12 (README, Anomaly results): a slow
 # object's error stays up over frames while normal error mostly does not, so it ranks higher (the mean AUROC of a
-# walking-speed object 0.957 -> 0.979 over 1 to 4 frames; 6 gave 0.984 and more false alarms), at a delay of a frame
+# walking-speed object 0.956 -> 0.978 over 1 to 4 frames; 6 gave 0.984 and more false alarms), at a delay of a frame
 # or two. Calibration's threshold leans more on the held-out clips so that false alarms stay about as they were
 # (edge_runtime.calibration, HELD_OUT_WEIGHT).
 SCORE_SMOOTHING = 4
