@@ -45,7 +45,7 @@ from edge_runtime.anomaly import (
     fit_scenes,
     scene_scores,
 )
-from edge_runtime.calibration import calibrate, smooth, threshold_for
+from edge_runtime.calibration import blend_thresholds, calibrate, held_out_scene_scores, smooth, threshold_for
 from edge_runtime.card_file import read_card
 from edge_runtime.events import find_events, release_level
 from export.onnx_export import export_checkpoint
@@ -458,25 +458,29 @@ def bench_ped2_smoothing(tmp: Path, minutes: float, model: Path | None, keep: Pa
                 start = n // 3 if p == 0 else int(np.random.default_rng(100 + p).integers(5, n - 45))
                 obj = paste_object(clips[ev], kind, speed, start, start + 40, seed=p + 10 * int(ev))
                 pasted[ev].append((f"{kind}@{speed}", cells(obj), start - skip))
+    # per evaluated clip, what no (smoothing, weight) pair changes: the statistics of the other three, their
+    # in-sample and leave-one-clip-out scores, and the clip's own scores and its objects' (all unsmoothed)
+    parts = {}
+    for ev in names:
+        cal = [normal[c] for c in names if c != ev]
+        fit = fit_scenes(np.concatenate(cal))
+        parts[ev] = ([combined_scene_scores(c, fit) for c in cal], held_out_scene_scores(cal),
+                     combined_scene_scores(normal[ev], fit),
+                     [(key, combined_scene_scores(c, fit), start) for key, c, start in pasted.get(ev, [])])
     rows = []
     for k in SMOOTHING_GRID:
         for w in WEIGHT_GRID:
             fa: dict[str, float] = {}
             flagged: dict[str, list[float]] = {}
             aurocs: dict[str, list[float]] = {}
-            for ev in names:
-                cal = [c for c in names if c != ev]
-                fit = fit_scenes(np.concatenate([normal[c] for c in cal]))
-                inside = threshold_for(np.concatenate([smooth(combined_scene_scores(normal[c], fit), k)
-                                                       for c in cal]), 0.01)
-                held = [smooth(combined_scene_scores(normal[c], fit_scenes(np.concatenate(
-                    [normal[o] for o in cal if o != c]))), k) for c in cal]
-                loo = threshold_for(np.concatenate(held), 0.01)
-                thr = inside ** (1 - w) * loo ** w
-                s_normal = smooth(combined_scene_scores(normal[ev], fit), k)
+            for ev, (inside_scores, held, own, objects_scores) in parts.items():
+                inside = threshold_for(np.concatenate([smooth(v, k) for v in inside_scores]), 0.01)
+                loo = threshold_for(np.concatenate([smooth(v, k) for v in held]), 0.01)
+                thr = blend_thresholds(inside, loo, w)
+                s_normal = smooth(own, k)
                 fa[ev] = float(np.mean(s_normal > thr))
-                for key, c, start in pasted.get(ev, []):
-                    s_obj = smooth(combined_scene_scores(c, fit), k)[start:start + 40]
+                for key, v, start in objects_scores:
+                    s_obj = smooth(v, k)[start:start + 40]
                     flagged.setdefault(key, []).append(float(np.mean(s_obj > thr)))
                     aurocs.setdefault(key, []).append(auroc(s_normal, s_obj))
             row: dict[str, Any] = {"smoothing": k, "held_out_weight": w, "false_alarm": fa,

@@ -240,6 +240,21 @@ def score_normal(detector: AnomalyDetector, data: list[str | int], max_frames: i
     return clips, np.concatenate(maps)
 
 
+def held_out_scene_scores(cells: list[np.ndarray]) -> list[np.ndarray]:
+    """Leave-one-clip-out: each clip's scene scores (unsmoothed) from its cell means (N, maps, rows, cols), against
+    per-cell statistics fitted on the other clips."""
+    return [combined_scene_scores(c, fit_scenes(np.concatenate([o for j, o in enumerate(cells) if j != i])))
+            for i, c in enumerate(cells)]
+
+
+def blend_thresholds(inside: float, held_out: float, weight: float = HELD_OUT_WEIGHT) -> float:
+    """The scene threshold from its in-sample and leave-one-clip-out parts: inside ** (1 - weight) *
+    held_out ** weight (module doc); the larger of the two when either is not positive."""
+    if inside > 0 and held_out > 0:
+        return inside ** (1 - weight) * held_out ** weight
+    return max(inside, held_out)
+
+
 def smooth(raw: np.ndarray, k: int) -> np.ndarray:
     """The detector's smoothing of one stream: the mean of the last ``k`` raw scores (fewer at its start)."""
     if k <= 1:
@@ -338,13 +353,10 @@ def calibrate(model: str | Path, data: list[str | int], max_false_alarm: float |
         floors = [threshold_for(np.concatenate([smooth(combined_scene_scores(np.stack(c.nuisance_cells[j]), fitted), k)
                                                 for c in clips]), r) for j in range(len(nuisances))]
         if len(clips) > 1:
-            held = []
-            for i in range(len(clips)):
-                fit_i = fit_scenes(np.concatenate([c for j, c in enumerate(cells) if j != i]))
-                held.append(smooth(combined_scene_scores(cells[i], fit_i), k))
+            held = [smooth(h, k) for h in held_out_scene_scores(cells)]
             loo = threshold_for(np.concatenate(held), r)
             blended = (thr, loo)
-            thr = thr ** (1 - HELD_OUT_WEIGHT) * loo ** HELD_OUT_WEIGHT if thr > 0 and loo > 0 else max(thr, loo)
+            thr = blend_thresholds(thr, loo)
         normal_thr = thr
         thr = max([thr, *floors])
         if len(clips) > 1:
